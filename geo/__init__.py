@@ -1,0 +1,34 @@
+"""Grids, micro-grids and coordinate datums. Pure functions, no I/O beyond reading a grid file."""
+
+from geo._datum import (
+    Datum,
+    bd09_to_gcj02,
+    bd09_to_wgs84,
+    gcj02_to_bd09,
+    gcj02_to_wgs84,
+    in_china,
+    to_wgs84,
+    wgs84_to_gcj02,
+)
+from geo._grids import Area, AreaKind, Assignment, AssignmentStatus, GridIndex, GridLoadError, load_areas
+from geo._metric import LocalProjection, geodesic_distance_m
+
+__all__ = [
+    "Area",
+    "AreaKind",
+    "Assignment",
+    "AssignmentStatus",
+    "Datum",
+    "GridIndex",
+    "GridLoadError",
+    "LocalProjection",
+    "bd09_to_gcj02",
+    "bd09_to_wgs84",
+    "gcj02_to_bd09",
+    "gcj02_to_wgs84",
+    "geodesic_distance_m",
+    "in_china",
+    "load_areas",
+    "to_wgs84",
+    "wgs84_to_gcj02",
+]

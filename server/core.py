@@ -1,0 +1,66 @@
+"""The one plugin that wires the application: routes, dependencies, errors, OpenAPI, lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins import InitPluginProtocol
+
+from server.settings import Settings
+
+__all__ = ["ApplicationCore"]
+
+
+class ApplicationCore(InitPluginProtocol):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        from server.cases import CaseController  # noqa: PLC0415  (import on init keeps module import light)
+        from server.deps import provide_principal, provide_runtime, provide_session  # noqa: PLC0415
+        from server.errors import exception_handlers  # noqa: PLC0415
+        from server.gateway import make_sync_handler  # noqa: PLC0415
+        from server.system import health, issue_token  # noqa: PLC0415
+
+        settings = self.settings
+        app_config.route_handlers.extend(
+            [make_sync_handler(settings.gateway.max_body_bytes), CaseController, health, issue_token]
+        )
+        app_config.dependencies.update(
+            {
+                "runtime": Provide(provide_runtime, sync_to_thread=False),
+                "session": Provide(provide_session),
+                "principal": Provide(provide_principal),
+            }
+        )
+        app_config.exception_handlers.update(exception_handlers)
+        app_config.openapi_config = OpenAPIConfig(
+            title="gridpatrol",
+            version="0.1.0",
+            description="网格巡查 / grid patrol case API and sync gateway",
+        )
+        if settings.gateway.cors_origins:
+            app_config.cors_config = CORSConfig(
+                allow_origins=list(settings.gateway.cors_origins),
+                allow_credentials=True,
+                allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Accept", "X-Device-Id", "Range"],
+                expose_headers=["ETag", "Content-Length", "Content-Range", "Accept-Ranges"],
+            )
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        from server.runtime import Runtime  # noqa: PLC0415
+
+        runtime = await Runtime.open(self.settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()

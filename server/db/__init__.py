@@ -1,0 +1,5 @@
+"""SQL storage: engine, sessions, tables and migrations."""
+
+from server.db._engine import SessionMaker, make_engine, make_session_maker
+
+__all__ = ["SessionMaker", "make_engine", "make_session_maker"]

@@ -1,0 +1,37 @@
+"""Every SQL table, imported here so that Alembic and the engine see the whole metadata."""
+
+from server.db.models._case import (
+    CASE_STATE_LABELS,
+    Case,
+    CaseBase,
+    CaseEvent,
+    CaseState,
+    Finding,
+    FindingRevision,
+)
+from server.db.models._common import as_utc, utc_now
+from server.db.models._grid import GridArea
+from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
+from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic, UserUpdate
+
+__all__ = [
+    "CASE_STATE_LABELS",
+    "Case",
+    "CaseBase",
+    "CaseEvent",
+    "CaseState",
+    "FeedCheckpoint",
+    "Finding",
+    "FindingRevision",
+    "GridArea",
+    "LocalDoc",
+    "Refusal",
+    "Role",
+    "User",
+    "UserBase",
+    "UserCreate",
+    "UserPublic",
+    "UserUpdate",
+    "as_utc",
+    "utc_now",
+]

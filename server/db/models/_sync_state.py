@@ -1,0 +1,55 @@
+"""What the sync machinery keeps in SQL: feed checkpoints, refusals and per-user _local documents."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from server.db.models._common import utc_field
+
+__all__ = ["FeedCheckpoint", "LocalDoc", "Refusal"]
+
+
+class FeedCheckpoint(SQLModel, table=True):
+    """Where the worker is in one CouchDB database's changes feed (an opaque CouchDB sequence)."""
+
+    __tablename__ = "feed_checkpoints"
+
+    source_db: str = Field(primary_key=True, max_length=200)
+    seq: str = Field(sa_type=Text)
+    updated_at: datetime = utc_field()
+
+
+class Refusal(SQLModel, table=True):
+    """A document the gateway refused at push, so leaders can see what did not arrive and why."""
+
+    __tablename__ = "refusals"
+    __table_args__ = (UniqueConstraint("username", "doc_id", "rev", "rule", name="uq_refusal"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, index=True)
+    device_id: str | None = Field(default=None, max_length=200)
+    doc_id: str = Field(max_length=200)
+    rev: str | None = Field(default=None, max_length=200)
+    doc_type: str | None = Field(default=None, max_length=32)
+    grid_code: str | None = Field(default=None, max_length=32, index=True)
+    rule: str = Field(max_length=48)
+    field: str | None = Field(default=None, max_length=200)
+    reason_zh: str
+    reason_en: str
+    created_at: datetime = utc_field(index=True)
+
+
+class LocalDoc(SQLModel, table=True):
+    """A replication checkpoint (``_local/...``) of one user on the virtual database."""
+
+    __tablename__ = "local_docs"
+    __table_args__ = (UniqueConstraint("owner", "db", "doc_id", name="uq_local_doc"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(max_length=64)
+    db: str = Field(max_length=200)
+    doc_id: str = Field(max_length=400)
+    generation: int = 0
+    body: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = utc_field()

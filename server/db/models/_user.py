@@ -1,0 +1,53 @@
+"""Users: volunteers, grid leaders, coordinators and admins, each with a scope of grids."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, String
+from sqlmodel import Field, SQLModel
+
+from server.db.models._common import utc_field
+
+__all__ = ["Role", "User", "UserBase", "UserCreate", "UserPublic", "UserUpdate"]
+
+
+class Role(StrEnum):
+    VOLUNTEER = "volunteer"
+    GRID_LEADER = "grid_leader"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+class UserBase(SQLModel):
+    username: str = Field(min_length=2, max_length=64, regex=r"^[a-z0-9][a-z0-9_.\-]*$")
+    display_name: str = Field(default="", max_length=100)
+    role: Role = Field(sa_type=String(16))
+    grids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Codes of the grids (or micro-grids) this user works in; admins see every grid."""
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=8, max_length=256)
+
+
+class UserUpdate(SQLModel):
+    display_name: str | None = None
+    role: Role | None = None
+    grids: list[str] | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+    is_active: bool | None = None
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=64)
+    password_hash: str
+    is_active: bool = True
+    created_at: datetime = utc_field()
+
+
+class UserPublic(UserBase):
+    id: int
+    is_active: bool

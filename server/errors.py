@@ -1,0 +1,71 @@
+"""Errors of the case API, answered as ``{"error", "reason"}`` with the reason in Chinese, then English."""
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from server.auth import AuthFailure
+
+__all__ = ["ApiError", "exception_handlers"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, reason_zh: str, reason_en: str) -> None:
+        super().__init__(reason_en)
+        self.status = status
+        self.error = error
+        self.reason_zh = reason_zh
+        self.reason_en = reason_en
+
+    @classmethod
+    def unauthorized(cls) -> "ApiError":
+        return cls(401, "unauthorized", "请先登录", "authentication required")
+
+    @classmethod
+    def forbidden(cls, reason_zh: str, reason_en: str) -> "ApiError":
+        return cls(403, "forbidden", reason_zh, reason_en)
+
+    @classmethod
+    def not_found(cls, reason_zh: str = "不存在", reason_en: str = "not found") -> "ApiError":
+        return cls(404, "not_found", reason_zh, reason_en)
+
+
+def _body(error: str, reason_zh: str, reason_en: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "error": error,
+        "reason": f"{reason_zh} / {reason_en}",
+        "reason_zh": reason_zh,
+        "reason_en": reason_en,
+        **extra,
+    }
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    headers = {"WWW-Authenticate": 'Basic realm="gridpatrol"'} if exc.status == 401 else None
+    return Response(_body(exc.error, exc.reason_zh, exc.reason_en), status_code=exc.status, headers=headers)
+
+
+def _auth_failure(_: Request[Any, Any, Any], exc: AuthFailure) -> Response[Any]:
+    return Response(
+        _body("unauthorized", exc.reason_zh, exc.reason_en),
+        status_code=401,
+        headers={"WWW-Authenticate": 'Basic realm="gridpatrol"'},
+    )
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    return Response(_body("bad_request", "请求参数有误", str(exc.detail), fields=exc.extra), status_code=400)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    zh = {404: "地址不存在", 405: "不支持的请求方法", 413: "请求体过大"}.get(exc.status_code, "请求失败")
+    return Response(_body("http_error", zh, str(exc.detail)), status_code=exc.status_code)
+
+
+exception_handlers: dict[Any, Any] = {
+    ApiError: _api_error,
+    AuthFailure: _auth_failure,
+    ValidationException: _validation,
+    HTTPException: _http,
+}

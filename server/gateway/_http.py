@@ -1,0 +1,67 @@
+"""Shared HTTP helpers of the gateway: JSON answers, CouchDB-shaped errors, authentication."""
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from server.auth import SESSION_COOKIE, AuthFailure, Principal, parse_credentials
+from server.gateway._errors import GatewayError, bilingual, error_body
+from server.runtime import Runtime
+from sync.couch import CouchStatusError, CouchTransportError
+
+__all__ = ["authenticate", "error_response", "json_body", "json_response"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        content=_encoder.encode(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def error_response(exc: Exception) -> Response[bytes]:
+    if isinstance(exc, GatewayError):
+        return json_response(exc.body(), exc.status)
+    if isinstance(exc, AuthFailure):
+        return json_response(error_body("unauthorized", bilingual(exc.reason_zh, exc.reason_en)), 401)
+    if isinstance(exc, CouchStatusError):
+        body = exc.body if isinstance(exc.body, dict) else error_body(exc.error, exc.reason)
+        return json_response(body, exc.status)
+    if isinstance(exc, CouchTransportError):
+        return json_response(
+            error_body(
+                "service_unavailable",
+                bilingual("文档库暂时不可用，请稍后重试", "document store unavailable, retry later"),
+            ),
+            503,
+        )
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 413:
+            return json_response(
+                error_body(
+                    "too_large", bilingual("请求体过大，请分批同步", "the request entity is too large")
+                ),
+                413,
+            )
+        return json_response(error_body("bad_request", str(exc.detail)), exc.status_code)
+    raise exc
+
+
+async def json_body(request: Request[Any, Any, Any]) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise GatewayError.bad_request("请求体不是有效的 JSON", "Request body is not valid JSON") from exc
+
+
+async def authenticate(request: Request[Any, Any, Any], runtime: Runtime) -> Principal:
+    credentials = parse_credentials(request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE))
+    if credentials is None:
+        raise GatewayError(401, "unauthorized", "请先登录", "You are not authorized to access this db.")
+    return await runtime.authenticator.authenticate(credentials)

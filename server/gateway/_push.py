@@ -1,0 +1,146 @@
+"""``_bulk_docs`` on a virtual database: decide each document, write the accepted ones to their grid
+database, answer refusals per document as ``forbidden`` and record them for the leaders.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from server.auth import Principal
+from server.db.models import Refusal as RefusalRow
+from server.gateway._rules import Placement, PushContext, Refusal, decide_push
+from server.gateway._scope import Source
+from server.runtime import Runtime
+
+__all__ = ["PushService"]
+
+
+class PushService:
+    def __init__(self, runtime: Runtime, principal: Principal, sources: Sequence[Source]) -> None:
+        self.runtime = runtime
+        self.principal = principal
+        self.sources = list(sources)
+        self.context = PushContext(
+            principal=principal,
+            sources=self.sources,
+            grid_index=runtime.grids.index,
+            taxonomy=runtime.taxonomy,
+            max_attachment_bytes=runtime.settings.gateway.max_attachment_bytes,
+        )
+
+    async def _stored(self, doc_ids: Sequence[str]) -> dict[str, tuple[Source, dict[str, Any] | None]]:
+        """Home database and winning revision (None when deleted) of every id that already exists."""
+        couch = self.runtime.couch
+        answers = await asyncio.gather(
+            *(couch.all_docs(s.db, keys=doc_ids, params={"include_docs": True}) for s in self.sources)
+        )
+        found: dict[str, tuple[Source, dict[str, Any] | None]] = {}
+        for source, answer in zip(self.sources, answers, strict=True):
+            for row in answer.get("rows", []):
+                if "error" in row or row.get("id") in found:
+                    continue
+                found[row["id"]] = (source, row.get("doc"))
+        return found
+
+    async def write(
+        self, docs: list[dict[str, Any]], *, new_edits: bool, device_hint: str | None
+    ) -> list[dict[str, Any]]:
+        ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
+        stored = await self._stored(ids) if ids else {}
+        decisions: list[Placement | Refusal] = []
+        for doc in docs:
+            home, current = stored.get(str(doc["_id"]), (None, None))
+            decisions.append(decide_push(doc, current, home, self.context))
+
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, decision in enumerate(decisions):
+            if isinstance(decision, Placement):
+                groups[decision.source.db].append(index)
+        written = await asyncio.gather(
+            *(
+                self.runtime.couch.bulk_docs(db, [docs[i] for i in indexes], new_edits=new_edits)
+                for db, indexes in groups.items()
+            )
+        )
+        backend: dict[int, dict[str, Any]] = {}
+        for (_, indexes), answer in zip(groups.items(), written, strict=True):
+            backend.update(_align(indexes, [docs[i] for i in indexes], answer, new_edits=new_edits))
+
+        refusals = [(docs[i], d) for i, d in enumerate(decisions) if isinstance(d, Refusal)]
+        if refusals:
+            await self._record(refusals, device_hint)
+
+        response: list[dict[str, Any]] = []
+        for index, decision in enumerate(decisions):
+            doc = docs[index]
+            if isinstance(decision, Refusal):
+                entry: dict[str, Any] = {"id": doc["_id"], "error": "forbidden", "reason": decision.reason}
+                if "_rev" in doc:
+                    entry["rev"] = doc["_rev"]
+                response.append(entry)
+            elif index in backend:
+                response.append(backend[index])
+        return response
+
+    async def _record(
+        self, refusals: Sequence[tuple[Mapping[str, Any], Refusal]], device_hint: str | None
+    ) -> None:
+        rows = []
+        for doc, refusal in refusals:
+            device = doc.get("device_id") if isinstance(doc.get("device_id"), str) else device_hint
+            rows.append(
+                {
+                    "username": self.principal.username,
+                    "device_id": device,
+                    "doc_id": str(doc["_id"])[:200],
+                    "rev": str(doc.get("_rev", ""))[:200] or None,
+                    "doc_type": str(doc.get("type"))[:32] if doc.get("type") is not None else None,
+                    "grid_code": _refusal_grid(doc, self.principal),
+                    "rule": refusal.rule,
+                    "field": refusal.field,
+                    "reason_zh": refusal.reason_zh,
+                    "reason_en": refusal.reason_en,
+                }
+            )
+        table = RefusalRow.__table__  # type: ignore[attr-defined]
+        insert = sqlite_insert if self.runtime.settings.database.is_sqlite else pg_insert
+        statement = insert(table).values(rows).on_conflict_do_nothing()
+        async with self.runtime.sessions() as session:
+            await session.exec(statement)
+            await session.commit()
+
+
+def _refusal_grid(doc: Mapping[str, Any], principal: Principal) -> str | None:
+    """The grid a leader would look under: the document's hint, else the author's first grid."""
+    hint = doc.get("grid_hint")
+    if isinstance(hint, str) and hint:
+        return hint[:32]
+    return principal.grids[0] if principal.grids else None
+
+
+def _align(
+    indexes: Sequence[int],
+    docs: Sequence[Mapping[str, Any]],
+    answer: Sequence[dict[str, Any]],
+    *,
+    new_edits: bool,
+) -> dict[int, dict[str, Any]]:
+    """Map CouchDB's per-document answers back to request positions.
+
+    With ``new_edits=true`` CouchDB answers every document in order; with ``false`` it lists only
+    failures, identified by id (and rev).
+    """
+    if new_edits and len(answer) == len(indexes):
+        return dict(zip(indexes, answer, strict=True))
+    aligned: dict[int, dict[str, Any]] = {}
+    unmatched = list(answer)
+    for index, doc in zip(indexes, docs, strict=True):
+        for position, entry in enumerate(unmatched):
+            if entry.get("id") == doc.get("_id") and entry.get("rev", doc.get("_rev")) == doc.get("_rev"):
+                aligned[index] = unmatched.pop(position)
+                break
+    return aligned

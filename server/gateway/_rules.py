@@ -1,0 +1,236 @@
+"""Push rules: may this user write this document, is it valid, and which grid database gets it.
+
+Every refusal names the rule and, where there is one, the field, in Chinese and English, because
+PouchDB shows the reason to the person and never sends the document again.
+"""
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from field_schema import (
+    SERVER_ONLY_TYPES,
+    DocumentInvalid,
+    Taxonomy,
+    sniff_image_type,
+    upgrade,
+    validate_document,
+)
+from geo import AssignmentStatus, GridIndex, to_wgs84
+from server.auth import Principal
+from server.db.models import Role
+from server.gateway._scope import Source
+
+__all__ = ["Placement", "PushContext", "Refusal", "decide_push"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str
+    reason_zh: str
+    reason_en: str
+    field: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return f"{self.reason_zh} / {self.reason_en}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    source: Source
+
+
+@dataclass(frozen=True)
+class PushContext:
+    principal: Principal
+    sources: Sequence[Source]
+    grid_index: GridIndex | None
+    taxonomy: Taxonomy
+    max_attachment_bytes: int
+
+    @property
+    def grid_sources(self) -> list[Source]:
+        return [s for s in self.sources if not s.is_reference]
+
+    def grid_source(self, grid: str) -> Source | None:
+        return next((s for s in self.grid_sources if s.grid == grid), None)
+
+    def grid_label(self, code: str) -> tuple[str, str]:
+        if self.grid_index is not None and code in self.grid_index.by_code:
+            area = self.grid_index.area(code)
+            return f"{area.name_zh}（{code}）", f"{area.name_en} ({code})"
+        return code, code
+
+
+def decide_push(
+    doc: Mapping[str, Any], stored: Mapping[str, Any] | None, home: Source | None, ctx: PushContext
+) -> Placement | Refusal:
+    """Decide one incoming document. ``stored`` is the current winning revision, ``home`` its database."""
+    if home is not None and home.is_reference:
+        if ctx.principal.is_admin:
+            return Placement(home)
+        return Refusal("reference_read_only", "参考数据（网格边界、分类）只读", "reference data is read-only")
+    if doc.get("_deleted"):
+        return _decide_delete(stored, home, ctx)
+    doc_type = doc.get("type")
+    if doc_type in SERVER_ONLY_TYPES:
+        return Refusal(
+            "server_only_type",
+            "案件状态只能由系统写入",
+            f"documents of type {doc_type!r} are written by the server only",
+            "type",
+        )
+    try:
+        validate_document(doc, ctx.taxonomy)
+    except DocumentInvalid as exc:
+        first = exc.errors[0]
+        details_zh = "；".join(f"{e.path}：{e.message_zh}" for e in exc.errors)
+        details_en = "; ".join(f"{e.path}: {e.message_en}" for e in exc.errors)
+        return Refusal(
+            "invalid_document", f"文档不合格：{details_zh}", f"invalid document: {details_en}", first.path
+        )
+    refusal = _check_author(doc, stored, ctx.principal)
+    if refusal is None:
+        refusal = _check_attachments(doc, ctx.max_attachment_bytes)
+    if refusal is not None:
+        return refusal
+    return _place(upgrade(doc), home, ctx)
+
+
+def _decide_delete(
+    stored: Mapping[str, Any] | None, home: Source | None, ctx: PushContext
+) -> Placement | Refusal:
+    principal = ctx.principal
+    if stored is not None and principal.role is Role.VOLUNTEER and stored.get("author") != principal.username:
+        return Refusal(
+            "not_own_document",
+            "只能删除自己记录的文档",
+            "volunteers may delete only their own documents",
+            "author",
+        )
+    if stored is not None and stored.get("type") in SERVER_ONLY_TYPES:
+        return Refusal(
+            "server_only_type",
+            "案件状态只能由系统写入",
+            "case status documents are written by the server only",
+            "type",
+        )
+    target = home or (ctx.grid_sources[0] if ctx.grid_sources else None)
+    if target is None:
+        return Refusal("outside_scope", "您没有负责的网格", "you have no grid in your scope")
+    return Placement(target)
+
+
+def _check_author(
+    doc: Mapping[str, Any], stored: Mapping[str, Any] | None, principal: Principal
+) -> Refusal | None:
+    author = doc.get("author")
+    if stored is None:
+        if author != principal.username and not principal.is_admin:
+            return Refusal(
+                "author_mismatch",
+                f"作者字段应为当前用户 {principal.username}，而不是 {author!r}",
+                f"author must be the signed-in user {principal.username!r}, not {author!r}",
+                "author",
+            )
+        return None
+    stored_author = stored.get("author")
+    if stored_author is not None and author != stored_author:
+        return Refusal(
+            "author_immutable", "作者字段不可修改", f"author cannot change (was {stored_author!r})", "author"
+        )
+    if principal.role is Role.VOLUNTEER and stored_author != principal.username:
+        return Refusal(
+            "not_own_document",
+            f"只能修改自己记录的文档（作者：{stored_author}）",
+            f"volunteers may edit only their own documents (author: {stored_author})",
+            "author",
+        )
+    return None
+
+
+def _check_attachments(doc: Mapping[str, Any], max_bytes: int) -> Refusal | None:
+    attachments = doc.get("_attachments") or {}
+    if not isinstance(attachments, Mapping):
+        return Refusal("invalid_attachment", "附件格式错误", "_attachments must be an object", "_attachments")
+    for name, att in attachments.items():
+        field = f"_attachments.{name}"
+        if not isinstance(att, Mapping):
+            return Refusal("invalid_attachment", "附件格式错误", "attachment must be an object", field)
+        if att.get("stub"):
+            continue
+        data = att.get("data")
+        if not isinstance(data, str):
+            return Refusal(
+                "invalid_attachment", "附件缺少数据", "attachment has neither data nor stub", field
+            )
+        if len(data) * 3 // 4 > max_bytes + 3:
+            return _too_large(field, max_bytes)
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return Refusal(
+                "invalid_attachment",
+                "附件不是有效的 base64 数据",
+                "attachment data is not valid base64",
+                field,
+            )
+        if len(raw) > max_bytes:
+            return _too_large(field, max_bytes)
+        if sniff_image_type(raw) is None:
+            return Refusal(
+                "attachment_type",
+                "附件必须是 JPEG、PNG 或 WebP 照片（按内容检查）",
+                "attachments must be JPEG, PNG or WebP photos (checked by content)",
+                field,
+            )
+    return None
+
+
+def _too_large(field: str, max_bytes: int) -> Refusal:
+    mb = max_bytes / (1024 * 1024)
+    return Refusal(
+        "attachment_too_large", f"照片超过 {mb:g} MB 上限", f"photo exceeds the {mb:g} MB limit", field
+    )
+
+
+def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Placement | Refusal:
+    location = doc.get("location")
+    candidates: list[str] = []
+    if isinstance(location, Mapping) and ctx.grid_index is not None:
+        lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+        assignment = ctx.grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
+        if assignment.status is AssignmentStatus.AMBIGUOUS:
+            candidates = list(assignment.candidates)
+        elif assignment.grid is not None:
+            candidates = [assignment.grid]
+    in_scope = [g for g in candidates if ctx.grid_source(g) is not None]
+    if candidates and not in_scope:
+        zh, en = ctx.grid_label(candidates[0])
+        return Refusal(
+            "outside_scope",
+            f"位置 location 位于{zh}，不在您负责的网格内",
+            f"location lies in grid {en}, outside your grids",
+            "location",
+        )
+    if home is not None:
+        return Placement(home)
+    hint = doc.get("grid_hint")
+    if isinstance(hint, str) and hint in in_scope:
+        return Placement(_required(ctx.grid_source(hint)))
+    if in_scope:
+        return Placement(_required(ctx.grid_source(in_scope[0])))
+    # Outside every grid: keep it in the user's hinted (or first) grid; the worker queues it as unassigned.
+    if isinstance(hint, str) and ctx.grid_source(hint) is not None:
+        return Placement(_required(ctx.grid_source(hint)))
+    if ctx.grid_sources:
+        return Placement(ctx.grid_sources[0])
+    return Refusal("outside_scope", "您没有负责的网格", "you have no grid in your scope")
+
+
+def _required(source: Source | None) -> Source:
+    assert source is not None
+    return source

@@ -1,0 +1,46 @@
+"""The gateway's own sequence tokens for a virtual database made of several CouchDB databases.
+
+A token records, for each source database, the CouchDB sequence up to which the client has
+seen it. CouchDB sequences stay opaque (strings in CouchDB 3, integers in pouchdb-server), so they
+are stored verbatim. A source missing from a token starts from the beginning: that is how a
+user's new grid reaches them even when their checkpoint is far ahead.
+"""
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Mapping
+
+from server.gateway._errors import GatewayError
+
+__all__ = ["Positions", "decode_seq", "encode_seq"]
+
+Positions = dict[str, str | int]
+_PREFIX = "gp1-"
+
+
+def encode_seq(positions: Mapping[str, str | int]) -> str:
+    payload = json.dumps(dict(sorted(positions.items())), separators=(",", ":")).encode()
+    return _PREFIX + base64.urlsafe_b64encode(zlib.compress(payload, 6)).decode().rstrip("=")
+
+
+def decode_seq(token: str | int | None) -> Positions:
+    """Positions from a token; ``0``, empty and absent all mean "from the start"."""
+    if token is None or token in ("", "0", 0):
+        return {}
+    if not isinstance(token, str) or not token.startswith(_PREFIX):
+        raise GatewayError.bad_request(
+            "同步序号无效，请重新同步", f"Malformed sequence token {str(token)[:40]!r}"
+        )
+    body = token[len(_PREFIX) :]
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        decoded = json.loads(raw)
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        raise GatewayError.bad_request(
+            "同步序号无效，请重新同步", f"Malformed sequence token {token[:40]!r}"
+        ) from exc
+    if not isinstance(decoded, dict) or not all(isinstance(v, str | int) for v in decoded.values()):
+        raise GatewayError.bad_request("同步序号无效，请重新同步", "Malformed sequence token")
+    return {str(k): v for k, v in decoded.items()}

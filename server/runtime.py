@@ -1,0 +1,120 @@
+"""Everything a running process holds open: SQL engine, CouchDB client, grid index, taxonomy.
+
+One Runtime per process, built in the app's lifespan (or by the worker); importing this module
+opens nothing.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from shapely.geometry import shape
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from field_schema import Taxonomy, load_taxonomy
+from geo import Area, AreaKind, GridIndex
+from server.auth import Authenticator, TokenSigner
+from server.db import SessionMaker, make_engine, make_session_maker
+from server.db.models import GridArea
+from server.settings import Settings
+from sync.couch import CouchClient
+
+__all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
+
+log = logging.getLogger("gridpatrol.runtime")
+_GRID_RETRY_S = 5.0
+
+
+@dataclass(frozen=True)
+class GridState:
+    index: GridIndex | None
+    loaded: bool = True
+    """False when SQL was unreachable at load time (retried by ``Runtime.ensure_grids``)."""
+    grid_codes: tuple[str, ...] = ()
+    parent_of: dict[str, str] = field(default_factory=dict)
+    """Micro-grid code → grid code."""
+
+
+def make_couch_client(settings: Settings) -> CouchClient:
+    return CouchClient(
+        settings.couch.url,
+        settings.couch.username,
+        settings.couch.password,
+        timeout=httpx.Timeout(settings.couch.timeout_s, connect=5.0),
+    )
+
+
+async def load_grid_state(sessions: SessionMaker) -> GridState:
+    async with sessions() as session:
+        rows = (await session.exec(select(GridArea))).all()
+    if not rows:
+        return GridState(index=None)
+    areas = [
+        Area(
+            code=row.code,
+            name_zh=row.name_zh,
+            name_en=row.name_en,
+            kind=AreaKind(row.kind),
+            geometry=shape(row.geometry),
+            parent=row.parent,
+        )
+        for row in rows
+    ]
+    return GridState(
+        index=GridIndex(areas),
+        grid_codes=tuple(sorted(a.code for a in areas if a.kind is AreaKind.GRID)),
+        parent_of={a.code: a.parent for a in areas if a.kind is AreaKind.MICRO_GRID and a.parent},
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionMaker
+    couch: CouchClient
+    authenticator: Authenticator
+    taxonomy: Taxonomy
+    grids: GridState
+    _grids_tried_at: float = 0.0
+
+    @classmethod
+    async def open(cls, settings: Settings) -> "Runtime":
+        engine = make_engine(settings.database)
+        sessions = make_session_maker(engine)
+        signer = TokenSigner(settings.auth.secret_key, settings.auth.token_ttl_s)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            couch=make_couch_client(settings),
+            authenticator=Authenticator(sessions, signer, settings.auth.credential_cache_s),
+            taxonomy=load_taxonomy(),
+            grids=await _try_load_grids(sessions),
+            _grids_tried_at=time.monotonic(),
+        )
+
+    async def reload_grids(self) -> None:
+        self.grids = await load_grid_state(self.sessions)
+
+    async def ensure_grids(self) -> None:
+        """Retry loading grids that SQL could not give at start-up (at most every few seconds)."""
+        if self.grids.loaded or time.monotonic() - self._grids_tried_at < _GRID_RETRY_S:
+            return
+        self._grids_tried_at = time.monotonic()
+        self.grids = await _try_load_grids(self.sessions)
+
+    async def close(self) -> None:
+        await self.couch.aclose()
+        await self.engine.dispose()
+
+
+async def _try_load_grids(sessions: SessionMaker) -> GridState:
+    try:
+        return await load_grid_state(sessions)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("grids not loaded (SQL unreachable?): %s", exc)
+        return GridState(index=None, loaded=False)

@@ -1,0 +1,87 @@
+"""Write-back: what happened to a finding goes to CouchDB as a ``case_status`` document.
+
+The SQL row is the outbox: ``status_version`` moves on every change that the tablet should see,
+``status_published_version`` records what CouchDB has. Publishing is idempotent (one document id
+per finding, written with its current revision), so a crash between CouchDB and SQL only means
+the same status is written again.
+"""
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from server.db import SessionMaker
+from server.db.models import CASE_STATE_LABELS, Case, CaseState, Finding, utc_now
+from sync.couch import CouchClient, CouchConflict, CouchNotFound
+
+__all__ = ["STATUS_PREFIX", "publish_statuses", "status_doc_id"]
+
+STATUS_PREFIX = "status:"
+_BATCH = 200
+
+
+def status_doc_id(finding_id: str) -> str:
+    return STATUS_PREFIX + finding_id
+
+
+def _status_body(finding: Finding, case: Case | None) -> dict[str, Any]:
+    state = CaseState(case.state) if case else CaseState.PROBLEM_FOUND
+    label_zh, label_en = CASE_STATE_LABELS[state]
+    if finding.deleted:
+        label_zh, label_en = "记录已撤回", "Finding withdrawn"
+    return {
+        "_id": status_doc_id(finding.doc_id),
+        "type": "case_status",
+        "schema_version": 1,
+        "finding_id": finding.doc_id,
+        "finding_rev": finding.rev,
+        "case_id": case.id if case else "",
+        "case_no": case.case_no if case else "",
+        "state": "withdrawn" if finding.deleted else str(state),
+        "state_label_zh": label_zh,
+        "state_label_en": label_en,
+        "grid": case.grid_code if case else None,
+        "updated_at": utc_now().isoformat(),
+    }
+
+
+async def _put(couch: CouchClient, db: str, body: dict[str, Any], known_rev: str | None) -> str:
+    doc = dict(body)
+    if known_rev:
+        doc["_rev"] = known_rev
+    try:
+        return str((await couch.put_doc(db, doc))["rev"])
+    except CouchConflict:
+        try:
+            current = await couch.get_doc(db, doc["_id"])
+            doc["_rev"] = current["_rev"]
+        except CouchNotFound:
+            doc.pop("_rev", None)
+        return str((await couch.put_doc(db, doc))["rev"])
+
+
+async def publish_statuses(sessions: SessionMaker, couch: CouchClient, *, limit: int = _BATCH) -> int:
+    """Publish every pending status (up to ``limit``); returns how many were written."""
+    async with sessions() as session:
+        pending = (
+            await session.exec(
+                select(Finding, Case)
+                .join(Case, col(Finding.case_id) == col(Case.id), isouter=True)
+                .where(Finding.status_version > Finding.status_published_version)
+                .limit(limit)
+            )
+        ).all()
+    written = 0
+    for finding, case in pending:
+        version = finding.status_version
+        rev = await _put(couch, finding.source_db, _status_body(finding, case), finding.status_doc_rev)
+        async with sessions() as session:
+            await session.exec(
+                update(Finding)
+                .where(col(Finding.doc_id) == finding.doc_id)
+                .values(status_published_version=version, status_doc_rev=rev)
+            )
+            await session.commit()
+        written += 1
+    return written

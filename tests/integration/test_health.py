@@ -1,0 +1,64 @@
+"""``/health`` answers 503, naming the store, when CouchDB or SQL is down."""
+
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.devcouch import LocalCouch, free_port
+from server.settings import Settings
+from tests.support.stack import COUCH_ADMIN, AppServer
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(tmp_path: Path, couch_url: str, database_url: str) -> Settings:
+    return Settings.from_env(
+        {
+            "GRIDPATROL_ENV": "test",
+            "GRIDPATROL_DATA_DIR": str(tmp_path),
+            "GRIDPATROL_DATABASE_URL": database_url,
+            "GRIDPATROL_COUCH_URL": couch_url,
+            "GRIDPATROL_COUCH_USER": COUCH_ADMIN[0],
+            "GRIDPATROL_COUCH_PASSWORD": COUCH_ADMIN[1],
+            "GRIDPATROL_COUCH_TIMEOUT": "2",
+        }
+    )
+
+
+def _health(settings: Settings) -> httpx.Response:
+    server = AppServer(settings)
+    server.start()
+    try:
+        return httpx.get(server.url + "/health", timeout=15)
+    finally:
+        server.stop()
+
+
+def test_couchdb_down_gives_503(tmp_path: Path) -> None:
+    dead_couch = f"http://127.0.0.1:{free_port()}"
+    response = _health(_settings(tmp_path, dead_couch, f"sqlite:///{tmp_path / 'ok.sqlite3'}"))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["couchdb"]["ok"] is False
+    assert body["checks"]["sql"]["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        "sqlite:////nonexistent-dir-for-gridpatrol/x.sqlite3",
+        pytest.param(
+            f"postgresql+psycopg://postgres@127.0.0.1:5432/gp_missing_{secrets.token_hex(4)}",
+            marks=pytest.mark.postgres,
+        ),
+    ],
+)
+def test_sql_down_gives_503(tmp_path: Path, couch_server: LocalCouch, database_url: str) -> None:
+    response = _health(_settings(tmp_path, couch_server.url, database_url))
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["sql"]["ok"] is False
+    assert checks["couchdb"]["ok"] is True

@@ -1,0 +1,151 @@
+"""A whole gridpatrol stack for tests and benchmarks: SQL (SQLite or PostgreSQL), pouchdb-server,
+the app served by uvicorn in a thread, and a worker Runtime for the test's own event loop."""
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import uvicorn
+
+from field_schema import load_taxonomy
+from server.app import create_app
+from server.db.models import Role, UserCreate
+from server.devcouch import free_port
+from server.provision import setup, upsert_user
+from server.runtime import Runtime
+from server.settings import Settings
+from sync.worker import ChangeFollower
+
+__all__ = ["POSTGRES_ADMIN_URL", "AppServer", "Stack", "TestUser", "create_pg_database", "drop_pg_database"]
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+GRID_FILE = Path(__file__).resolve().parents[2] / "geo" / "data" / "zhenru_demo.geojson"
+COUCH_ADMIN = ("gridpatrol", "test-couch-admin-pw")
+
+
+@dataclass(frozen=True)
+class TestUser:
+    username: str
+    password: str
+    role: Role
+    grids: tuple[str, ...] = ()
+
+
+DEFAULT_USERS: tuple[TestUser, ...] = (
+    TestUser("vol1", "vol1-password", Role.VOLUNTEER, ("ZR01",)),
+    TestUser("vol1b", "vol1b-password", Role.VOLUNTEER, ("ZR01",)),
+    TestUser("vol2", "vol2-password", Role.VOLUNTEER, ("ZR02",)),
+    TestUser("lead1", "lead1-password", Role.GRID_LEADER, ("ZR01",)),
+    TestUser("lead2", "lead2-password", Role.GRID_LEADER, ("ZR02",)),
+    TestUser("coord", "coord-password", Role.COORDINATOR, ("ZR01", "ZR02", "ZR03", "ZR04", "ZR05", "ZR06")),
+    TestUser("root", "root-password", Role.ADMIN, ()),
+)
+
+
+def create_pg_database() -> str:
+    name = f"gp_test_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class AppServer:
+    """The Litestar app under uvicorn in a background thread, on a free port."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("app server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    app: AppServer
+    runtime: Runtime
+    users: dict[str, TestUser] = field(default_factory=dict)
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        couch_url: str,
+        database_url: str,
+        data_dir: Path,
+        users: Sequence[TestUser] = DEFAULT_USERS,
+        extra_env: dict[str, str] | None = None,
+    ) -> "Stack":
+        env = {
+            "GRIDPATROL_ENV": "test",
+            "GRIDPATROL_DATA_DIR": str(data_dir),
+            "GRIDPATROL_DATABASE_URL": database_url,
+            "GRIDPATROL_COUCH_URL": couch_url,
+            "GRIDPATROL_COUCH_USER": COUCH_ADMIN[0],
+            "GRIDPATROL_COUCH_PASSWORD": COUCH_ADMIN[1],
+            "GRIDPATROL_COUCH_DB_PREFIX": f"t{secrets.token_hex(3)}_",
+            "GRIDPATROL_SECRET_KEY": secrets.token_urlsafe(48),
+            "GRIDPATROL_WORKER_POLL": "0.05",
+            **(extra_env or {}),
+        }
+        settings = Settings.from_env(env)
+        await setup(settings, GRID_FILE, load_taxonomy())
+        runtime = await Runtime.open(settings)
+        for user in users:
+            await upsert_user(
+                runtime.sessions,
+                UserCreate(
+                    username=user.username, password=user.password, role=user.role, grids=list(user.grids)
+                ),
+            )
+        app = AppServer(settings)
+        await asyncio.to_thread(app.start)
+        return cls(settings=settings, app=app, runtime=runtime, users={u.username: u for u in users})
+
+    def sync_url(self) -> str:
+        return f"{self.app.url}/sync/{self.settings.gateway.virtual_db}"
+
+    def auth(self, username: str) -> tuple[str, str]:
+        return username, self.users[username].password
+
+    def http(self, username: str | None = None) -> httpx.AsyncClient:
+        auth = self.auth(username) if username else None
+        return httpx.AsyncClient(base_url=self.app.url, auth=auth, timeout=30)
+
+    async def run_worker(self) -> dict[str, int]:
+        stats = await ChangeFollower(self.runtime).run_once()
+        return {"changes": stats.changes, "published": stats.published, **stats.outcomes}
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.app.stop)
+        await self.runtime.close()

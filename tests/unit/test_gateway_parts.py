@@ -1,0 +1,60 @@
+"""Pure parts of the gateway: sequence tokens, path splitting."""
+
+import pytest
+
+from server.gateway._errors import GatewayError
+from server.gateway._paths import CouchPath, parse_couch_path
+from server.gateway._seq import decode_seq, encode_seq
+
+pytestmark = pytest.mark.unit
+
+
+def test_sequence_tokens_round_trip_opaque_values() -> None:
+    positions = {
+        "ref": 12,
+        "ZR01": "34-g1AAAACbeJzLYWBgYMpgTmHgzcvPy09JdcjLz8gvLskBCScyJNX___8_K5EBh3o2BAC3xiKd",
+    }
+    token = encode_seq(positions)
+    assert token.startswith("gp1-")
+    assert decode_seq(token) == positions
+
+
+@pytest.mark.parametrize("start", [None, "", "0", 0])
+def test_start_tokens_mean_from_the_beginning(start: object) -> None:
+    assert decode_seq(start) == {}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["12-abc", "gp1-!!!", "gp1-" + "A" * 10, 17])
+def test_malformed_tokens_are_a_400(bad: object) -> None:
+    with pytest.raises(GatewayError) as info:
+        decode_seq(bad)  # type: ignore[arg-type]
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"/sync", CouchPath()),
+        (b"/sync/", CouchPath()),
+        (b"/sync/field", CouchPath(db="field")),
+        (b"/sync/field/", CouchPath(db="field")),
+        (b"/sync/field/_changes", CouchPath(db="field", endpoint="_changes")),
+        (b"/sync/field/_local/abc%2Fdef", CouchPath(db="field", doc_id="_local/abc/def")),
+        (
+            b"/sync/field/_design/app/_view/x",
+            CouchPath(db="field", doc_id="_design/app", attachment="_view/x"),
+        ),
+        (b"/sync/a%2Fb/doc%2B1%25", CouchPath(db="a/b", doc_id="doc+1%")),
+        (b"/sync/field/doc/photo%201.png", CouchPath(db="field", doc_id="doc", attachment="photo 1.png")),
+        (b"/sync/field/doc/dir/photo.png", CouchPath(db="field", doc_id="doc", attachment="dir/photo.png")),
+        (b"/sync/field/%E5%B7%A1%E6%9F%A5", CouchPath(db="field", doc_id="巡查")),
+    ],
+)
+def test_paths_are_split_before_decoding(raw: bytes, expected: CouchPath) -> None:
+    assert parse_couch_path(raw, "/sync") == expected
+
+
+def test_invalid_utf8_in_path_is_a_400() -> None:
+    with pytest.raises(GatewayError) as info:
+        parse_couch_path(b"/sync/field/%ff%fe", "/sync")
+    assert info.value.status == 400

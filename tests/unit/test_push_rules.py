@@ -1,0 +1,142 @@
+"""The gateway's per-document push decisions, without any I/O."""
+
+import base64
+
+import pytest
+
+from field_schema import load_taxonomy
+from geo import GridIndex, load_areas
+from geo.demo_district import DEMO_GRID_FILE
+from server.auth import Principal
+from server.db.models import Role
+from server.gateway._rules import Placement, PushContext, Refusal, decide_push
+from server.gateway._scope import Source, scope_grids
+from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
+
+pytestmark = pytest.mark.unit
+
+INDEX = GridIndex(load_areas(DEMO_GRID_FILE))
+REF = Source("ref", "gp_reference")
+ZR01 = Source("ZR01", "gp_grid_zr01", "ZR01")
+ZR02 = Source("ZR02", "gp_grid_zr02", "ZR02")
+
+
+def _ctx(
+    role: Role = Role.VOLUNTEER, username: str = "vol1", sources: tuple[Source, ...] = (REF, ZR01)
+) -> PushContext:
+    principal = Principal(id=1, username=username, role=role, grids=tuple(s.grid for s in sources if s.grid))
+    return PushContext(principal, list(sources), INDEX, load_taxonomy(), max_attachment_bytes=8192)
+
+
+def test_valid_new_finding_goes_to_its_grid_database() -> None:
+    decision = decide_push(hazard("vol1"), None, None, _ctx())
+    assert decision == Placement(ZR01)
+
+
+def test_finding_in_another_grid_is_refused_naming_the_grid() -> None:
+    decision = decide_push(hazard("vol1", point=ZR02_POINT), None, None, _ctx())
+    assert isinstance(decision, Refusal)
+    assert decision.rule == "outside_scope"
+    assert decision.field == "location"
+    assert "清涧网格" in decision.reason_zh
+
+
+def test_author_must_be_the_signed_in_user() -> None:
+    decision = decide_push(hazard("someone-else"), None, None, _ctx())
+    assert isinstance(decision, Refusal)
+    assert (decision.rule, decision.field) == ("author_mismatch", "author")
+
+
+def test_volunteer_may_edit_only_own_documents() -> None:
+    stored = hazard("vol1b")
+    incoming = dict(stored, note="改了")
+    decision = decide_push(incoming, stored, ZR01, _ctx())
+    assert isinstance(decision, Refusal)
+    assert decision.rule == "not_own_document"
+    leader = decide_push(incoming, stored, ZR01, _ctx(Role.GRID_LEADER, "lead1"))
+    assert leader == Placement(ZR01)
+
+
+def test_author_cannot_be_rewritten() -> None:
+    stored = hazard("vol1b")
+    decision = decide_push(dict(stored, author="lead1"), stored, ZR01, _ctx(Role.GRID_LEADER, "lead1"))
+    assert isinstance(decision, Refusal)
+    assert decision.rule == "author_immutable"
+
+
+def test_nobody_pushes_case_status_or_reference_documents() -> None:
+    status = {"_id": "status:x", "type": "case_status", "schema_version": 1}
+    decision = decide_push(status, None, None, _ctx(Role.GRID_LEADER, "lead1"))
+    assert isinstance(decision, Refusal) and decision.rule == "server_only_type"
+    grid_doc = {"_id": "grid:ZR01", "type": "grid_outline"}
+    ref = decide_push(grid_doc, grid_doc, REF, _ctx())
+    assert isinstance(ref, Refusal) and ref.rule == "reference_read_only"
+
+
+def test_invalid_document_reason_names_the_field() -> None:
+    doc = hazard("vol1")
+    doc["location"]["lat"] = 123
+    decision = decide_push(doc, None, None, _ctx())
+    assert isinstance(decision, Refusal)
+    assert decision.rule == "invalid_document"
+    assert decision.field == "location.lat"
+    assert "location.lat" in decision.reason_zh and "location.lat" in decision.reason_en
+
+
+def test_photos_are_checked_by_content_and_size() -> None:
+    fake = hazard("vol1", photo=False)
+    fake["_attachments"] = {
+        "photo.jpg": {
+            "content_type": "image/jpeg",
+            "data": base64.b64encode(b"%PDF-1.4 not a photo").decode(),
+        }
+    }
+    decision = decide_push(fake, None, None, _ctx())
+    assert isinstance(decision, Refusal) and decision.rule == "attachment_type"
+    assert decision.field == "_attachments.photo.jpg"
+    big = hazard("vol1", photo=False)
+    big["_attachments"] = {
+        "p.png": {
+            "content_type": "image/png",
+            "data": base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 9000).decode(),
+        }
+    }
+    too_large = decide_push(big, None, None, _ctx())
+    assert isinstance(too_large, Refusal) and too_large.rule == "attachment_too_large"
+    stub = hazard("vol1", photo=False)
+    stub["_attachments"] = {"p.png": {"stub": True, "digest": "md5-x", "content_type": "image/png"}}
+    assert decide_push(stub, None, None, _ctx()) == Placement(ZR01)
+
+
+def test_deleting_someone_elses_finding_is_refused() -> None:
+    stored = hazard("vol1b")
+    tombstone = {"_id": stored["_id"], "_rev": "2-x", "_deleted": True}
+    decision = decide_push(tombstone, stored, ZR01, _ctx())
+    assert isinstance(decision, Refusal) and decision.rule == "not_own_document"
+    own = decide_push(tombstone, hazard("vol1"), ZR01, _ctx())
+    assert own == Placement(ZR01)
+
+
+def test_point_outside_every_grid_is_kept_in_the_users_grid() -> None:
+    doc = hazard("vol1", point=(121.60, 31.10))
+    assert decide_push(doc, None, None, _ctx()) == Placement(ZR01)
+
+
+def test_ambiguous_point_uses_the_hint_when_it_is_a_candidate() -> None:
+    ctx = _ctx(sources=(REF, ZR01, ZR02))
+    # halfway between the two demo grids' shared edge, with a large accuracy circle
+    west, east = INDEX.area("ZR01").geometry, INDEX.area("ZR02").geometry
+    edge = west.intersection(east).centroid
+    doc = hazard("vol1", point=(edge.x - 0.00005, edge.y), datum="wgs84", accuracy_m=50.0, grid_hint="ZR02")
+    assert decide_push(doc, None, None, ctx) == Placement(ZR02)
+    doc_without_hint = hazard("vol1", point=(edge.x - 0.00005, edge.y), datum="wgs84", accuracy_m=50.0)
+    assert decide_push(doc_without_hint, None, None, ctx) == Placement(ZR01)
+    assert ZR01_POINT != ZR02_POINT
+
+
+def test_scope_maps_micro_grids_to_their_grid_and_admins_see_all() -> None:
+    parent_of = {"ZR01-02": "ZR01"}
+    volunteer = Principal(1, "v", Role.VOLUNTEER, ("ZR01-02",))
+    assert scope_grids(volunteer, ["ZR01", "ZR02"], parent_of) == ["ZR01"]
+    admin = Principal(2, "a", Role.ADMIN, ())
+    assert scope_grids(admin, ["ZR02", "ZR01"], parent_of) == ["ZR01", "ZR02"]
