@@ -24,11 +24,21 @@ class ApplicationCore(InitPluginProtocol):
         from server.deps import provide_principal, provide_runtime, provide_session  # noqa: PLC0415
         from server.errors import exception_handlers  # noqa: PLC0415
         from server.gateway import make_sync_handler  # noqa: PLC0415
+        from server.refusals import list_refusals  # noqa: PLC0415
         from server.system import health, issue_token  # noqa: PLC0415
+        from server.users import UserController, me  # noqa: PLC0415
 
         settings = self.settings
         app_config.route_handlers.extend(
-            [make_sync_handler(settings.gateway.max_body_bytes), CaseController, health, issue_token]
+            [
+                make_sync_handler(settings.gateway.max_body_bytes),
+                CaseController,
+                UserController,
+                me,
+                list_refusals,
+                health,
+                issue_token,
+            ]
         )
         app_config.dependencies.update(
             {

@@ -21,6 +21,7 @@ from server.db import SessionMaker, make_engine, make_session_maker
 from server.db.models import GridArea
 from server.settings import Settings
 from sync.couch import CouchClient
+from sync.notifier import ChangeNotifier
 
 __all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
 
@@ -80,6 +81,7 @@ class Runtime:
     taxonomy: Taxonomy
     grids: GridState
     _grids_tried_at: float = 0.0
+    _notifier: ChangeNotifier | None = None
 
     @classmethod
     async def open(cls, settings: Settings) -> "Runtime":
@@ -107,7 +109,15 @@ class Runtime:
         self._grids_tried_at = time.monotonic()
         self.grids = await _try_load_grids(self.sessions)
 
+    def notifier(self) -> ChangeNotifier:
+        """The change notifier for longpoll clients, with its own CouchDB connections (created on use)."""
+        if self._notifier is None:
+            self._notifier = ChangeNotifier(make_couch_client(self.settings))
+        return self._notifier
+
     async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
         await self.couch.aclose()
         await self.engine.dispose()
 

@@ -42,6 +42,7 @@ def _status_body(finding: Finding, case: Case | None) -> dict[str, Any]:
         "state_label_zh": label_zh,
         "state_label_en": label_en,
         "grid": case.grid_code if case else None,
+        "micro_grid": case.micro_grid_code if case else None,
         "updated_at": utc_now().isoformat(),
     }
 

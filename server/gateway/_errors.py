@@ -33,5 +33,12 @@ class GatewayError(Exception):
     def bad_request(cls, reason_zh: str, reason_en: str) -> "GatewayError":
         return cls(400, "bad_request", reason_zh, reason_en)
 
+    @classmethod
+    def from_couch(cls, status: int, error: str, reason: str) -> "GatewayError":
+        """An error whose reason is already final (ours bilingual, or CouchDB's own words)."""
+        made = cls(status, error, "", "")
+        made.reason = reason
+        return made
+
     def body(self) -> dict[str, Any]:
         return error_body(self.error, self.reason)

@@ -4,6 +4,7 @@ One catch-all route receives every request; the CouchDB path is split from the r
 decodes ``%2F`` before routing) and dispatched here. Every error is CouchDB's ``{error, reason}``.
 """
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -17,11 +18,12 @@ from litestar.response import Stream
 
 from server.auth import AuthFailure
 from server.gateway._errors import GatewayError
-from server.gateway._http import authenticate, error_response, json_body, json_response
+from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
 from server.gateway._paths import CouchPath, parse_couch_path
 from server.gateway._scope import user_sources
 from server.gateway._session import session_endpoint
-from server.gateway._virtual import VirtualDatabase
+from server.gateway._virtual import COUCH_VERSION, VirtualDatabase
+from server.gateway._writes import DocumentWriter
 from server.runtime import Runtime
 from sync.couch import CouchStatusError, CouchTransportError, doc_path
 
@@ -36,13 +38,16 @@ _PASSED_ATTACHMENT_HEADERS = (
     "accept-ranges",
     "content-range",
     "content-md5",
+    "content-encoding",
 )
+_LONGPOLL_MAX_S = 60.0
+_encoder = msgspec.json.Encoder()
 
 
 def _welcome(runtime: Runtime) -> dict[str, Any]:
     return {
         "couchdb": "Welcome",
-        "version": "3.3.3",
+        "version": COUCH_VERSION,
         "vendor": {"name": "gridpatrol sync gateway"},
         "uuid": runtime.settings.gateway.server_uuid,
         "features": [],
@@ -67,12 +72,16 @@ def make_sync_handler(max_body_bytes: int) -> Any:
     return sync_endpoint
 
 
+def _method_not_allowed(allowed: str) -> GatewayError:
+    return GatewayError(405, "method_not_allowed", f"只允许 {allowed}", f"Only {allowed} allowed")
+
+
 async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: CouchPath) -> Response[Any]:
     method = request.method
     if path.is_root:
         if method in {"GET", "HEAD"}:
             return json_response(_welcome(runtime))
-        raise GatewayError(405, "method_not_allowed", "不支持的请求方法", "Only GET,HEAD allowed")
+        raise _method_not_allowed("GET,HEAD")
     if path.db == "_session":
         return await session_endpoint(request, runtime)
     principal = await authenticate(request, runtime)
@@ -82,6 +91,8 @@ async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: Cou
     if path.db == "_uuids":
         count = min(int(request.query_params.get("count", "1")), 1000)
         return json_response({"uuids": [uuid.uuid4().hex for _ in range(count)]})
+    if path.db == "_up":
+        return json_response({"status": "ok"})
     if path.db != runtime.settings.gateway.virtual_db:
         raise GatewayError(404, "not_found", "数据库不存在", "Database does not exist.")
     sources = user_sources(
@@ -89,67 +100,146 @@ async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: Cou
     )
     vdb = VirtualDatabase(path.db, runtime, principal, sources)
     params = dict(request.query_params)
+    writer = DocumentWriter(vdb, request.headers.get("x-device-id"))
     if path.doc_id is None and path.endpoint is None:
-        return await _database(method, vdb)
+        return await _database(request, vdb, writer)
     if path.endpoint is not None:
-        return await _endpoint(request, vdb, path.endpoint, params)
+        return await _endpoint(request, vdb, writer, path.endpoint, params)
     assert path.doc_id is not None
     if path.doc_id.startswith("_local/"):
         return await _local_doc(request, vdb, path.doc_id, params)
     if path.attachment is not None:
-        return await _attachment(request, vdb, path.doc_id, path.attachment, params)
-    return await _document(request, vdb, path.doc_id, params)
+        return await _attachment(request, vdb, writer, path.doc_id, path.attachment, params)
+    return await _document(request, vdb, writer, path.doc_id, params)
 
 
-async def _database(method: str, vdb: VirtualDatabase) -> Response[Any]:
+async def _object_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise GatewayError.bad_request("请求体必须是 JSON 对象", "Request body must be a JSON object")
+    return body
+
+
+async def _database(
+    request: Request[Any, Any, Any], vdb: VirtualDatabase, writer: DocumentWriter
+) -> Response[Any]:
+    method = request.method
     if method in {"GET", "HEAD"}:
         return json_response(await vdb.info())
+    if method == "POST":
+        return json_response(await writer.post(await _object_body(request)), 201)
     if method == "PUT":
         raise GatewayError(
             412, "file_exists", "数据库已存在", "The database could not be created, the file already exists."
         )
-    raise GatewayError.forbidden("同步数据库不能删除或直接写入", "this database cannot be deleted")
+    raise GatewayError.forbidden("同步数据库不能删除", "this database cannot be deleted")
 
 
-async def _endpoint(
-    request: Request[Any, Any, Any], vdb: VirtualDatabase, endpoint: str, params: dict[str, str]
-) -> Response[Any]:
-    method = request.method
-    if endpoint == "_changes" and method in {"GET", "POST"}:
-        doc_ids = None
-        if params.get("filter") == "_doc_ids":
-            body = await json_body(request) if method == "POST" else {}
-            raw_ids = body.get("doc_ids") if isinstance(body, dict) else None
-            if raw_ids is None and "doc_ids" in params:
-                raw_ids = msgspec.json.decode(params["doc_ids"])
-            if not isinstance(raw_ids, list):
-                raise GatewayError.bad_request("doc_ids 必须是数组", "doc_ids must be a JSON array")
-            doc_ids = [str(i) for i in raw_ids]
-        elif params.get("filter"):
+def _doc_ids(params: dict[str, str], body: Any) -> list[str] | None:
+    if params.get("filter") != "_doc_ids":
+        if params.get("filter"):
             raise GatewayError.bad_request(
                 "同步不支持该过滤器", f"filter {params['filter']!r} is not supported here"
             )
+        return None
+    raw = body.get("doc_ids") if isinstance(body, dict) else None
+    if raw is None and "doc_ids" in params:
+        try:
+            raw = msgspec.json.decode(params["doc_ids"])
+        except msgspec.DecodeError as exc:
+            raise GatewayError.bad_request(
+                "doc_ids 必须是 JSON 数组", "doc_ids must be a JSON array"
+            ) from exc
+    if not isinstance(raw, list):
+        raise GatewayError.bad_request("doc_ids 必须是 JSON 数组", "doc_ids must be a JSON array")
+    return [str(i) for i in raw]
+
+
+async def _changes(
+    request: Request[Any, Any, Any], vdb: VirtualDatabase, params: dict[str, str]
+) -> Response[Any]:
+    body = await json_body(request) if request.method == "POST" else {}
+    doc_ids = _doc_ids(params, body)
+    feed = params.get("feed", "normal")
+    if feed not in {"normal", "longpoll"}:
+        raise GatewayError.bad_request(
+            "只支持 normal 和 longpoll", f"feed={feed} is not supported; use longpoll"
+        )
+    if feed == "normal":
         return json_response(await vdb.changes(params, doc_ids))
+    notifier = vdb.runtime.notifier()
+    seen = await notifier.snapshot(vdb.source_dbs)
+    page = await vdb.changes(params, doc_ids)
+    if page["results"]:
+        return json_response(page)
+    timeout_s = min(float(params.get("timeout", 60000) or 60000) / 1000, _LONGPOLL_MAX_S)
+    heartbeat = params.get("heartbeat")
+    heartbeat_s = (60.0 if heartbeat == "true" else float(heartbeat) / 1000) if heartbeat else None
+
+    async def wait_for_changes() -> AsyncIterator[bytes]:
+        nonlocal seen, page
+        loop_deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = loop_deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            moved = await notifier.wait(seen, min(remaining, heartbeat_s or remaining))
+            if moved:
+                seen = await notifier.snapshot(vdb.source_dbs)
+                try:
+                    page = await vdb.changes(params, doc_ids)
+                except (GatewayError, CouchStatusError, CouchTransportError) as exc:
+                    # Headers are gone already: the error can only travel in the body.
+                    yield _encoder.encode(error_body_of(exc))
+                    return
+                if page["results"]:
+                    break
+            elif heartbeat_s and time.monotonic() < loop_deadline:
+                yield b"\n"
+        yield _encoder.encode(page)
+
+    return Stream(content=wait_for_changes(), media_type="application/json")
+
+
+async def _endpoint(
+    request: Request[Any, Any, Any],
+    vdb: VirtualDatabase,
+    writer: DocumentWriter,
+    endpoint: str,
+    params: dict[str, str],
+) -> Response[Any]:
+    method = request.method
+    if endpoint == "_changes":
+        if method not in {"GET", "POST"}:
+            raise _method_not_allowed("GET,POST")
+        return await _changes(request, vdb, params)
     if endpoint == "_revs_diff" and method == "POST":
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise GatewayError.bad_request("请求体必须是对象", "Request body must be a JSON object")
-        return json_response(await vdb.revs_diff(body))
+        return json_response(await vdb.revs_diff(await _object_body(request)))
     if endpoint == "_bulk_docs" and method == "POST":
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise GatewayError.bad_request("请求体必须是对象", "Request body must be a JSON object")
-        return json_response(await vdb.bulk_docs(body, request.headers.get("x-device-id")), 201)
+        return json_response(await writer.bulk_docs(await _object_body(request)), 201)
     if endpoint == "_bulk_get" and method == "POST":
-        body = await json_body(request)
-        docs = body.get("docs") if isinstance(body, dict) else None
+        docs = (await _object_body(request)).get("docs")
         if not isinstance(docs, list):
             raise GatewayError.bad_request(
                 "请求体必须包含 docs 数组", "Request body must contain a docs array"
             )
         return json_response(await vdb.bulk_get(params, docs))
+    if endpoint == "_all_docs" and method in {"GET", "HEAD", "POST"}:
+        keys: Any = None
+        if method == "POST":
+            keys = (await _object_body(request)).get("keys")
+        elif "keys" in params:
+            try:
+                keys = msgspec.json.decode(params["keys"])
+            except msgspec.DecodeError as exc:
+                raise GatewayError.bad_request("keys 必须是 JSON 数组", "keys must be a JSON array") from exc
+        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+            raise GatewayError.bad_request("keys 必须是字符串数组", "keys must be an array of strings")
+        return json_response(await vdb.all_docs(params, keys))
     if endpoint == "_ensure_full_commit" and method == "POST":
         return json_response({"ok": True, "instance_start_time": "0"}, 201)
+    if endpoint in {"_revs_diff", "_bulk_docs", "_bulk_get", "_ensure_full_commit"}:
+        raise _method_not_allowed("POST")
     raise GatewayError(404, "not_found", "不支持的接口", f"{endpoint} is not available on this database")
 
 
@@ -159,28 +249,47 @@ async def _local_doc(
     if request.method in {"GET", "HEAD"}:
         return json_response(await vdb.local.get(doc_id))
     if request.method == "PUT":
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise GatewayError.bad_request("请求体必须是对象", "Request body must be a JSON object")
-        return json_response(await vdb.local.put(doc_id, body), 201)
+        return json_response(await vdb.local.put(doc_id, await _object_body(request)), 201)
     if request.method == "DELETE":
         return json_response(await vdb.local.delete(doc_id, params.get("rev")))
-    raise GatewayError(405, "method_not_allowed", "不支持的请求方法", "Method not allowed")
+    raise _method_not_allowed("GET,HEAD,PUT,DELETE")
 
 
 async def _document(
-    request: Request[Any, Any, Any], vdb: VirtualDatabase, doc_id: str, params: dict[str, str]
+    request: Request[Any, Any, Any],
+    vdb: VirtualDatabase,
+    writer: DocumentWriter,
+    doc_id: str,
+    params: dict[str, str],
 ) -> Response[Any]:
     if request.method in {"GET", "HEAD"}:
         return json_response(await vdb.get_doc(doc_id, params))
-    raise GatewayError(405, "method_not_allowed", "不支持的请求方法", "Method not allowed")
+    if request.method == "PUT":
+        return json_response(await writer.put(doc_id, await _object_body(request), params), 201)
+    if request.method == "DELETE":
+        rev = params.get("rev") or request.headers.get("if-match")
+        return json_response(await writer.delete(doc_id, rev))
+    raise _method_not_allowed("GET,HEAD,PUT,DELETE")
 
 
 async def _attachment(
-    request: Request[Any, Any, Any], vdb: VirtualDatabase, doc_id: str, name: str, params: dict[str, str]
+    request: Request[Any, Any, Any],
+    vdb: VirtualDatabase,
+    writer: DocumentWriter,
+    doc_id: str,
+    name: str,
+    params: dict[str, str],
 ) -> Response[Any]:
+    if request.method == "PUT":
+        content = await request.body()
+        content_type = request.headers.get("content-type", "application/octet-stream")
+        rev = params.get("rev") or request.headers.get("if-match")
+        return json_response(await writer.put_attachment(doc_id, name, rev, content, content_type), 201)
+    if request.method == "DELETE":
+        rev = params.get("rev") or request.headers.get("if-match")
+        return json_response(await writer.delete_attachment(doc_id, name, rev))
     if request.method not in {"GET", "HEAD"}:
-        raise GatewayError(405, "method_not_allowed", "不支持的请求方法", "Method not allowed")
+        raise _method_not_allowed("GET,HEAD,PUT,DELETE")
     source = await vdb.source_of(doc_id)
     headers = {
         k: v for k, v in request.headers.items() if k.lower() in {"range", "if-none-match", "if-range"}

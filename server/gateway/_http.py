@@ -11,7 +11,7 @@ from server.gateway._errors import GatewayError, bilingual, error_body
 from server.runtime import Runtime
 from sync.couch import CouchStatusError, CouchTransportError
 
-__all__ = ["authenticate", "error_response", "json_body", "json_response"]
+__all__ = ["authenticate", "error_body_of", "error_response", "json_body", "json_response"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -22,32 +22,33 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def error_response(exc: Exception) -> Response[bytes]:
+def _status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, GatewayError):
-        return json_response(exc.body(), exc.status)
+        return exc.status, exc.body()
     if isinstance(exc, AuthFailure):
-        return json_response(error_body("unauthorized", bilingual(exc.reason_zh, exc.reason_en)), 401)
+        return 401, error_body("unauthorized", bilingual(exc.reason_zh, exc.reason_en))
     if isinstance(exc, CouchStatusError):
-        body = exc.body if isinstance(exc.body, dict) else error_body(exc.error, exc.reason)
-        return json_response(body, exc.status)
+        return exc.status, exc.body if isinstance(exc.body, dict) else error_body(exc.error, exc.reason)
     if isinstance(exc, CouchTransportError):
-        return json_response(
-            error_body(
-                "service_unavailable",
-                bilingual("文档库暂时不可用，请稍后重试", "document store unavailable, retry later"),
-            ),
-            503,
-        )
+        reason = bilingual("文档库暂时不可用，请稍后重试", "document store unavailable, retry later")
+        return 503, error_body("service_unavailable", reason)
     if isinstance(exc, HTTPException):
         if exc.status_code == 413:
-            return json_response(
-                error_body(
-                    "too_large", bilingual("请求体过大，请分批同步", "the request entity is too large")
-                ),
-                413,
+            return 413, error_body(
+                "too_large", bilingual("请求体过大，请分批同步", "the request entity is too large")
             )
-        return json_response(error_body("bad_request", str(exc.detail)), exc.status_code)
+        return exc.status_code, error_body("bad_request", str(exc.detail))
     raise exc
+
+
+def error_body_of(exc: Exception) -> dict[str, Any]:
+    """CouchDB's ``{error, reason}`` for a gateway, CouchDB, auth or HTTP error."""
+    return _status_and_body(exc)[1]
+
+
+def error_response(exc: Exception) -> Response[bytes]:
+    status, body = _status_and_body(exc)
+    return json_response(body, status)
 
 
 async def json_body(request: Request[Any, Any, Any]) -> Any:

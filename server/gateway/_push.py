@@ -14,7 +14,7 @@ from server.auth import Principal
 from server.db.models import Refusal as RefusalRow
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push
 from server.gateway._scope import Source
-from server.runtime import Runtime
+from server.runtime import GridState, Runtime
 
 __all__ = ["PushService"]
 
@@ -99,7 +99,7 @@ class PushService:
                     "doc_id": str(doc["_id"])[:200],
                     "rev": str(doc.get("_rev", ""))[:200] or None,
                     "doc_type": str(doc.get("type"))[:32] if doc.get("type") is not None else None,
-                    "grid_code": _refusal_grid(doc, self.principal),
+                    "grid_code": _refusal_grid(self.principal, self.runtime.grids),
                     "rule": refusal.rule,
                     "field": refusal.field,
                     "reason_zh": refusal.reason_zh,
@@ -114,12 +114,12 @@ class PushService:
             await session.commit()
 
 
-def _refusal_grid(doc: Mapping[str, Any], principal: Principal) -> str | None:
-    """The grid a leader would look under: the document's hint, else the author's first grid."""
-    hint = doc.get("grid_hint")
-    if isinstance(hint, str) and hint:
-        return hint[:32]
-    return principal.grids[0] if principal.grids else None
+def _refusal_grid(principal: Principal, grids: GridState) -> str | None:
+    """The grid whose leader answers for this user: the (parent grid of the) first grid in their scope."""
+    if not principal.grids:
+        return None
+    first = principal.grids[0]
+    return grids.parent_of.get(first, first)[:32]
 
 
 def _align(

@@ -5,30 +5,47 @@ the whole store holds. Sequence tokens are the gateway's own (see ``_seq``).
 """
 
 import asyncio
-import uuid
+import heapq
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Principal
 from server.gateway._errors import GatewayError
 from server.gateway._local import LocalDocStore
-from server.gateway._push import PushService
 from server.gateway._scope import Source
 from server.gateway._seq import Positions, decode_seq, encode_seq
+from server.gateway._visibility import Visibility
 from server.runtime import Runtime
 from sync.couch import CouchNotFound
 
 __all__ = ["VirtualDatabase"]
 
 _UNBOUNDED_PAGE = 1000
-_COUCH_VERSION = "3.3.3"
+COUCH_VERSION = "3.3.3"
+_CHANGES_PASSTHROUGH = ("style", "include_docs", "conflicts", "attachments", "att_encoding_info")
+_ALL_DOCS_PASSTHROUGH = (
+    "include_docs",
+    "conflicts",
+    "attachments",
+    "att_encoding_info",
+    "descending",
+    "startkey",
+    "start_key",
+    "endkey",
+    "end_key",
+    "key",
+    "inclusive_end",
+    "startkey_docid",
+    "endkey_docid",
+)
 
 
 def _is_design(doc_id: str) -> bool:
     return doc_id.startswith("_design/")
 
 
-def _flag(params: Mapping[str, str], name: str) -> bool:
+def flag(params: Mapping[str, str], name: str) -> bool:
     return params.get(name, "false").lower() == "true"
 
 
@@ -38,16 +55,33 @@ class VirtualDatabase:
         self.runtime = runtime
         self.principal = principal
         self.sources = list(sources)
+        self.visibility = Visibility(principal, runtime.grids)
         self.local = LocalDocStore(runtime.sessions, principal.username, name)
         self._couch = runtime.couch
+        self.docs_read = 0
+        """Documents this request made CouchDB hand over (for the scoped-pull benchmark)."""
+
+    @property
+    def source_dbs(self) -> list[str]:
+        return [s.db for s in self.sources]
+
+    def _hidden(self, doc_id: str) -> bool:
+        return _is_design(doc_id) and not self.principal.is_admin
+
+    def _visible(self, source: Source, doc: Mapping[str, Any] | None) -> bool:
+        return self.visibility.visible(source.grid, doc)
 
     # -- database ---------------------------------------------------------------------------------
 
-    async def info(self) -> dict[str, Any]:
+    async def _positions_now(self) -> tuple[Positions, list[dict[str, Any]]]:
         infos = await asyncio.gather(*(self._couch.db_info(s.db) for s in self.sources))
         positions: Positions = {
             s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)
         }
+        return positions, infos
+
+    async def info(self) -> dict[str, Any]:
+        positions, infos = await self._positions_now()
         return {
             "db_name": self.name,
             "update_seq": encode_seq(positions),
@@ -59,62 +93,62 @@ class VirtualDatabase:
             "disk_format_version": 8,
             "sizes": {"file": 0, "external": 0, "active": 0},
             "props": {},
-            "couchdb_version": _COUCH_VERSION,
+            "couchdb_version": COUCH_VERSION,
         }
 
     # -- changes ----------------------------------------------------------------------------------
-
-    async def _now_positions(self) -> Positions:
-        infos = await asyncio.gather(*(self._couch.db_info(s.db) for s in self.sources))
-        return {s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)}
 
     async def changes(
         self, params: Mapping[str, str], doc_ids: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """A normal ``_changes`` page over every source, in source order.
 
-        Never returns an empty page while any source still has rows: PouchDB takes an empty page as
-        the end of the feed. Rows we hide (design documents) still advance the positions.
+        Never returns an empty page while any source still has rows: PouchDB takes an empty page
+        as the end of the feed. Rows we hide (design documents, other micro-grids) still advance
+        the positions, so a hidden row is never read twice by the same client.
         """
         since = params.get("since")
-        positions = await self._now_positions() if since == "now" else decode_seq(since)
+        positions = (await self._positions_now())[0] if since == "now" else decode_seq(since)
         limit = int(params["limit"]) if params.get("limit") else None
         if limit is not None and limit <= 0:
             limit = 1
-        passthrough = {
-            key: params[key]
-            for key in ("style", "include_docs", "conflicts", "attachments", "att_encoding_info")
-            if key in params
-        }
+        client_wants_docs = flag(params, "include_docs")
         wanted = set(doc_ids) if doc_ids is not None else None
         results: list[dict[str, Any]] = []
-        pending_total = 0
+        pending: dict[str, int] = {}
         for source in self.sources:
+            needs_docs = client_wants_docs or self.visibility.filters(source.grid)
+            query: dict[str, str | int | bool | None] = {
+                k: params[k] for k in _CHANGES_PASSTHROUGH if k in params
+            }
+            if needs_docs:
+                query["include_docs"] = True
             drained = False
             while not drained and (limit is None or len(results) < limit):
                 page_size = _UNBOUNDED_PAGE if limit is None else limit - len(results)
-                query: dict[str, str | int | bool | None] = dict(passthrough)
                 query["since"] = positions.get(source.key, 0)
                 query["limit"] = page_size
                 page = await self._couch.changes(source.db, query)
                 rows = page.get("results", [])
+                if needs_docs:
+                    self.docs_read += len(rows)
                 for row in rows:
                     positions[source.key] = row["seq"]
                     if self._hidden(row["id"]) or (wanted is not None and row["id"] not in wanted):
                         continue
-                    results.append({**row, "seq": encode_seq(positions)})
-                if len(rows) < page_size:
+                    if not self._visible(source, row.get("doc")):
+                        continue
+                    shown = {**row, "seq": encode_seq(positions)}
+                    if not client_wants_docs:
+                        shown.pop("doc", None)
+                    results.append(shown)
+                drained = len(rows) < page_size
+                if drained:
                     positions[source.key] = page.get("last_seq", positions.get(source.key, 0))
-                    drained = True
-                    pending_total += 0
-                else:
-                    pending_total += int(page.get("pending", 0) or 0)
+                pending[source.key] = 0 if drained else int(page.get("pending", 0) or 0)
             if limit is not None and len(results) >= limit:
                 break
-        return {"results": results, "last_seq": encode_seq(positions), "pending": pending_total}
-
-    def _hidden(self, doc_id: str) -> bool:
-        return _is_design(doc_id) and not self.principal.is_admin
+        return {"results": results, "last_seq": encode_seq(positions), "pending": sum(pending.values())}
 
     # -- replication ------------------------------------------------------------------------------
 
@@ -131,8 +165,7 @@ class VirtualDatabase:
                 if entry:
                     ancestors.update(entry.get("possible_ancestors", []))
             if missing:
-                ordered = [r for r in revs if r in missing]
-                result[doc_id] = {"missing": ordered}
+                result[doc_id] = {"missing": [r for r in revs if r in missing]}
                 if ancestors:
                     result[doc_id]["possible_ancestors"] = sorted(ancestors)
         return result
@@ -145,48 +178,87 @@ class VirtualDatabase:
                 self._couch.bulk_get(
                     s.db,
                     visible,
-                    revs=_flag(params, "revs"),
-                    latest=_flag(params, "latest"),
-                    attachments=_flag(params, "attachments"),
+                    revs=flag(params, "revs"),
+                    latest=flag(params, "latest"),
+                    attachments=flag(params, "attachments"),
                 )
                 for s in self.sources
             )
         )
-        by_position = iter(range(len(visible)))
+        positions = iter(range(len(visible)))
         results = []
         for request in docs:
             doc_id = str(request.get("id", ""))
             if self._hidden(doc_id):
                 results.append(_bulk_get_missing(request))
                 continue
-            index = next(by_position)
+            index = next(positions)
             chosen: dict[str, Any] | None = None
-            for answer in answers:
+            for source, answer in zip(self.sources, answers, strict=True):
                 entry = answer[index] if index < len(answer) else None
-                if (
-                    entry is not None
-                    and entry.get("id") == doc_id
-                    and any("ok" in d for d in entry.get("docs", []))
-                ):
-                    chosen = entry
+                if entry is None or entry.get("id") != doc_id:
+                    continue
+                found = [d["ok"] for d in entry.get("docs", []) if "ok" in d]
+                if found:
+                    self.docs_read += len(found)
+                    if all(self._visible(source, doc) for doc in found):
+                        chosen = entry
                     break
             results.append(chosen or _bulk_get_missing(request))
         return {"results": results}
 
-    async def bulk_docs(self, body: Mapping[str, Any], device_hint: str | None) -> list[dict[str, Any]]:
-        docs = body.get("docs")
-        if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
-            raise GatewayError.bad_request(
-                "请求体必须包含 docs 数组", "Request body must contain a docs array"
-            )
-        new_edits = body.get("new_edits", True) is not False
-        for doc in docs:
-            if "_id" not in doc:
-                if not new_edits:
-                    raise GatewayError.bad_request("文档缺少 _id", "Document is missing _id")
-                doc["_id"] = uuid.uuid4().hex
-        push = PushService(self.runtime, self.principal, self.sources)
-        return await push.write(docs, new_edits=new_edits, device_hint=device_hint)
+    async def all_docs(self, params: Mapping[str, str], keys: Sequence[str] | None) -> dict[str, Any]:
+        """``_all_docs`` merged across sources, sorted by id as CouchDB sorts it (raw collation)."""
+        query: dict[str, str | int | bool | None] = {
+            k: params[k] for k in _ALL_DOCS_PASSTHROUGH if k in params
+        }
+        filtering = any(self.visibility.filters(s.grid) for s in self.sources)
+        if filtering:
+            query["include_docs"] = True
+        skip = int(params.get("skip", "0") or 0)
+        limit = int(params["limit"]) if params.get("limit") else None
+        if keys is None and limit is not None:
+            query["limit"] = skip + limit
+        answers = await asyncio.gather(
+            *(self._couch.all_docs(s.db, keys=keys, params=query) for s in self.sources)
+        )
+        wants_docs = flag(params, "include_docs")
+
+        def shown(source: Source, row: dict[str, Any]) -> dict[str, Any] | None:
+            if "error" in row or self._hidden(str(row.get("id", ""))):
+                return None
+            if not self._visible(source, row.get("doc")):
+                return None
+            if not wants_docs:
+                row = {k: v for k, v in row.items() if k != "doc"}
+            return row
+
+        if keys is not None:
+            rows: list[dict[str, Any]] = []
+            for position, key in enumerate(keys):
+                found = None
+                for source, answer in zip(self.sources, answers, strict=True):
+                    candidate = answer["rows"][position] if position < len(answer.get("rows", [])) else None
+                    if candidate is not None and candidate.get("key") == key:
+                        found = shown(source, candidate)
+                        if found is not None:
+                            break
+                rows.append(found or {"key": key, "error": "not_found"})
+        else:
+            descending = flag(params, "descending")
+            streams = [
+                [r for r in (shown(s, row) for row in a.get("rows", [])) if r is not None]
+                for s, a in zip(self.sources, answers, strict=True)
+            ]
+            merged = heapq.merge(*streams, key=lambda r: str(r["id"]), reverse=descending)
+            rows = list(merged)[skip:]
+            if limit is not None:
+                rows = rows[:limit]
+        total = sum(int(a.get("total_rows", 0)) for a in answers)
+        body: dict[str, Any] = {"total_rows": total, "offset": skip, "rows": rows}
+        if flag(params, "update_seq"):
+            body["update_seq"] = encode_seq((await self._positions_now())[0])
+        return body
 
     # -- documents --------------------------------------------------------------------------------
 
@@ -202,25 +274,34 @@ class VirtualDatabase:
                     homes[row["id"]] = (source, row)
         return homes
 
-    async def get_doc(self, doc_id: str, params: Mapping[str, str]) -> Any:
-        if self._hidden(doc_id):
-            raise GatewayError.not_found()
-        homes = await self.home_of([doc_id])
-        if doc_id not in homes:
-            raise GatewayError.not_found()
-        source, _ = homes[doc_id]
-        try:
-            return await self._couch.get_doc(source.db, doc_id, params=dict(params))
-        except CouchNotFound as exc:
-            raise GatewayError(404, "not_found", "文档不存在或已删除", exc.reason or "missing") from exc
-
     async def source_of(self, doc_id: str) -> Source:
         if self._hidden(doc_id):
             raise GatewayError.not_found()
         homes = await self.home_of([doc_id])
         if doc_id not in homes:
             raise GatewayError.not_found()
-        return homes[doc_id][0]
+        source = homes[doc_id][0]
+        if self.visibility.filters(source.grid):
+            current = await self._couch.all_docs(source.db, keys=[doc_id], params={"include_docs": True})
+            row = current["rows"][0]
+            if not self._visible(source, row.get("doc")):
+                raise GatewayError.not_found()
+        return source
+
+    async def get_doc(self, doc_id: str, params: Mapping[str, str]) -> Any:
+        source = await self.source_of(doc_id)
+        query = dict(params)
+        if "open_revs" in query and query["open_revs"] != "all":
+            try:
+                json.loads(query["open_revs"])
+            except ValueError as exc:
+                raise GatewayError.bad_request(
+                    "open_revs 必须是 JSON 数组", "open_revs must be a JSON array"
+                ) from exc
+        try:
+            return await self._couch.get_doc(source.db, doc_id, params=query)
+        except CouchNotFound as exc:
+            raise GatewayError(404, "not_found", "文档不存在或已删除", exc.reason or "missing") from exc
 
 
 def _bulk_get_missing(request: Mapping[str, Any]) -> dict[str, Any]:

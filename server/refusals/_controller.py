@@ -1,0 +1,74 @@
+"""``/api/refusals``: what the gateway refused at push, for the leaders of the grids concerned."""
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import get
+from litestar.params import Parameter
+from pydantic import BaseModel
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.auth import Principal
+from server.db.models import Refusal, Role
+from server.errors import ApiError
+from server.localtime import to_local
+from server.runtime import Runtime
+
+__all__ = ["RefusalPublic", "RefusalsPublic", "list_refusals"]
+
+
+class RefusalPublic(BaseModel):
+    id: int
+    username: str
+    device_id: str | None
+    doc_id: str
+    rev: str | None
+    doc_type: str | None
+    grid_code: str | None
+    rule: str
+    field: str | None
+    reason_zh: str
+    reason_en: str
+    created_at: datetime
+
+
+class RefusalsPublic(BaseModel):
+    data: list[RefusalPublic]
+    next_cursor: int | None
+
+
+@get("/api/refusals", summary="Documents refused at sync, newest first", tags=["refusals"])
+async def list_refusals(
+    runtime: Runtime,
+    session: AsyncSession,
+    principal: Principal,
+    grid: str | None = None,
+    username: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    cursor: Annotated[int | None, Parameter(description="id of the last refusal already seen")] = None,
+) -> RefusalsPublic:
+    if principal.role not in {Role.GRID_LEADER, Role.ADMIN}:
+        raise ApiError.forbidden("只有网格长可以查看同步拒收记录", "only grid leaders may list refusals")
+    query = select(Refusal)
+    if not principal.is_admin:
+        if grid is not None and grid not in principal.grids:
+            raise ApiError.forbidden(f"网格 {grid} 不在您的负责范围", f"grid {grid} is outside your scope")
+        query = query.where(col(Refusal.grid_code).in_(list(principal.grids)))
+    if grid is not None:
+        query = query.where(col(Refusal.grid_code) == grid)
+    if username is not None:
+        query = query.where(col(Refusal.username) == username)
+    if cursor is not None:
+        query = query.where(col(Refusal.id) < cursor)
+    rows = list((await session.exec(query.order_by(col(Refusal.id).desc()).limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    zone = runtime.settings.timezone
+    data = [
+        RefusalPublic.model_validate(row, from_attributes=True).model_copy(
+            update={"created_at": to_local(row.created_at, zone)}
+        )
+        for row in rows
+    ]
+    return RefusalsPublic(data=data, next_cursor=rows[-1].id if more and rows else None)
