@@ -20,6 +20,7 @@ from server.auth import AuthFailure
 from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
 from server.gateway._paths import CouchPath, parse_couch_path
+from server.gateway._ranges import RangeNotSatisfiable, parse_range, slice_stream
 from server.gateway._scope import user_sources
 from server.gateway._session import session_endpoint
 from server.gateway._virtual import COUCH_VERSION, VirtualDatabase
@@ -291,22 +292,49 @@ async def _attachment(
     if request.method not in {"GET", "HEAD"}:
         raise _method_not_allowed("GET,HEAD,PUT,DELETE")
     source = await vdb.source_of(doc_id)
-    headers = {
+    return await _serve_attachment(request, vdb.runtime, doc_path(source.db, doc_id, name), params)
+
+
+async def _serve_attachment(
+    request: Request[Any, Any, Any], runtime: Runtime, path: str, params: dict[str, str]
+) -> Response[Any]:
+    """Stream an attachment with its length and ETag, answering ``Range`` even when CouchDB does not."""
+    forwarded = {
         k: v for k, v in request.headers.items() if k.lower() in {"range", "if-none-match", "if-range"}
     }
     stack = AsyncExitStack()
     response = await stack.enter_async_context(
-        vdb.runtime.couch.stream(
-            request.method, doc_path(source.db, doc_id, name), params=params, headers=headers
-        )
+        runtime.couch.stream(request.method, path, params=params, headers=forwarded)
     )
-    passed = {k: v for k, v in response.headers.items() if k.lower() in _PASSED_ATTACHMENT_HEADERS}
+    headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _PASSED_ATTACHMENT_HEADERS}
+    headers["accept-ranges"] = "bytes"
+    status = response.status_code
+    chunks: AsyncIterator[bytes] = response.aiter_raw()
+    wanted = None
+    if status == 200 and "content-encoding" not in response.headers and "content-length" in response.headers:
+        total = int(response.headers["content-length"])
+        if_range = request.headers.get("if-range")
+        if if_range is None or if_range == response.headers.get("etag"):
+            try:
+                wanted = parse_range(request.headers.get("range"), total)
+            except RangeNotSatisfiable:
+                await stack.aclose()
+                return json_response(
+                    {"error": "requested_range_not_satisfiable", "reason": "Requested range not satisfiable"},
+                    416,
+                    headers={"Content-Range": f"bytes */{total}"},
+                )
+        if wanted is not None:
+            status = 206
+            headers["content-range"] = wanted.content_range(total)
+            headers["content-length"] = str(wanted.length)
+            chunks = slice_stream(chunks, wanted)
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in chunks:
                 yield chunk
         finally:
             await stack.aclose()
 
-    return Stream(content=body(), status_code=response.status_code, headers=passed)
+    return Stream(content=body(), status_code=status, headers=headers)
