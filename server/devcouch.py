@@ -3,6 +3,8 @@
 Production runs Apache CouchDB 3 (see deploy/); this is only the embedded development store.
 """
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -20,6 +22,13 @@ _START_TIMEOUT_S = 60.0
 
 class LocalCouchError(RuntimeError):
     """pouchdb-server could not be started or configured."""
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the process that started it dies, however it dies."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -73,7 +82,12 @@ class LocalCouch:
         args += ["--in-memory"] if self.in_memory else ["--dir", str(self.data_dir)]
         log = (self.data_dir / "pouchdb-server.out").open("ab")
         self.process = subprocess.Popen(  # noqa: S603  (fixed argv, no shell)
-            args, cwd=self.data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            cwd=self.data_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  (only prctl, safe before exec)
         )
         log.close()
         deadline = time.monotonic() + _START_TIMEOUT_S

@@ -88,6 +88,14 @@ class TcpProxy:
         budget = [self._budget()]
         cut = asyncio.Event()
 
+        def cut_now() -> None:
+            # Both directions die at once, as when the radio link drops.
+            if not cut.is_set():
+                self.stats.cuts += 1
+                cut.set()
+            for side in pair:
+                side.transport.abort()
+
         async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
             try:
                 while not cut.is_set():
@@ -99,8 +107,7 @@ class TcpProxy:
                         if allowed:
                             writer.write(data[:allowed])
                             self._count(allowed, downstream)
-                        self.stats.cuts += 1
-                        cut.set()
+                        cut_now()
                         break
                     budget[0] -= len(data)
                     if self.delay_s:
@@ -113,7 +120,7 @@ class TcpProxy:
                 if not cut.is_set() and writer.can_write_eof():
                     writer.write_eof()
             except (ConnectionError, OSError):
-                cut.set()
+                cut_now()
 
         try:
             await asyncio.gather(
