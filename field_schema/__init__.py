@@ -18,6 +18,8 @@ from field_schema._registry import (
     validate_document,
 )
 from field_schema._taxonomy import (
+    CATEGORY_CODE_PATTERN,
+    CONCERN_CODE_PATTERN,
     DEFAULT_TAXONOMY_FILE,
     Category,
     CategoryEntry,
@@ -37,6 +39,8 @@ from field_schema._visit import VisitV1
 
 __all__ = [
     "ALLOWED_PHOTO_TYPES",
+    "CATEGORY_CODE_PATTERN",
+    "CONCERN_CODE_PATTERN",
     "DEFAULT_TAXONOMY_FILE",
     "DOCUMENT_TYPES",
     "EMERGENCY_TYPES",

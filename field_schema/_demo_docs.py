@@ -31,7 +31,7 @@ DEMO_MIX: Mapping[str, float] = {
     "missing_person": 0.05,
 }
 _START = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
-_LEGACY_HAZARD_EVERY = 10
+_LEGACY_HAZARD_SHARE = 0.1  # old tablets still in the field
 # Illustrative street names around Zhenru, for addresses.
 _ROADS = ("真北路", "铜川路", "兰溪路", "真光路", "曹杨路", "大渡河路", "真华路", "西乡路")
 _SHOPS = ("生鲜店", "便利店", "面馆", "五金店", "理发店", "药店", "早餐店", "水果店")
@@ -111,7 +111,7 @@ def _hazard(ctx: _Context, index: int, area: Area) -> dict[str, Any]:
     concerns = sorted(c.code for c in ctx.taxonomy.active_concerns())
     code = concerns[ctx.rng.randrange(len(concerns))]
     note = f"{ctx.taxonomy.concerns[code].name_zh}（演示数据 #{index}）"
-    if index % _LEGACY_HAZARD_EVERY == _LEGACY_HAZARD_EVERY - 1:
+    if ctx.rng.random() < _LEGACY_HAZARD_SHARE:
         # An old tablet: flat GCJ-02 coordinates, no envelope location, no hints.
         modern = ctx.envelope("hazard", 1, index, area)
         location = modern["location"]

@@ -33,7 +33,7 @@ def demo_hazards(
     photo_every: int = 3,
     photo_side: int = 48,
 ) -> Iterator[dict[str, Any]]:
-    """``count`` hazard findings over the micro-grids (v2; every tenth from an old v1 tablet)."""
+    """``count`` hazard findings over the micro-grids (v2; about one in ten from an old v1 tablet)."""
     for item in demo_documents(
         areas,
         taxonomy,

@@ -24,11 +24,20 @@ class ApplicationCore(InitPluginProtocol):
         from server.deps import provide_principal, provide_runtime, provide_session  # noqa: PLC0415
         from server.errors import exception_handlers  # noqa: PLC0415
         from server.gateway import make_sync_handler  # noqa: PLC0415
+        from server.schemas import SchemaController  # noqa: PLC0415
         from server.system import health, issue_token  # noqa: PLC0415
+        from server.taxonomy import TaxonomyController  # noqa: PLC0415
 
         settings = self.settings
         app_config.route_handlers.extend(
-            [make_sync_handler(settings.gateway.max_body_bytes), CaseController, health, issue_token]
+            [
+                make_sync_handler(settings.gateway.max_body_bytes),
+                CaseController,
+                SchemaController,
+                TaxonomyController,
+                health,
+                issue_token,
+            ]
         )
         app_config.dependencies.update(
             {

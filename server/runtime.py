@@ -7,6 +7,7 @@ opens nothing.
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from shapely.geometry import shape
@@ -14,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from field_schema import Taxonomy, load_taxonomy
+from field_schema import DEFAULT_TAXONOMY_FILE, Taxonomy, load_taxonomy
 from geo import Area, AreaKind, GridIndex
 from server.auth import Authenticator, TokenSigner
 from server.db import SessionMaker, make_engine, make_session_maker
@@ -26,6 +27,7 @@ __all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
 
 log = logging.getLogger("gridpatrol.runtime")
 _GRID_RETRY_S = 5.0
+_TAXONOMY_CHECK_S = 10.0  # how stale another process's taxonomy edit may be here
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,10 @@ class Runtime:
     couch: CouchClient
     authenticator: Authenticator
     taxonomy: Taxonomy
+    """Replaced as a whole (never mutated) when an admin edits the taxonomy or it is reloaded."""
     grids: GridState
     _grids_tried_at: float = 0.0
+    _taxonomy_checked_at: float = 0.0
 
     @classmethod
     async def open(cls, settings: Settings) -> "Runtime":
@@ -92,24 +96,68 @@ class Runtime:
             sessions=sessions,
             couch=make_couch_client(settings),
             authenticator=Authenticator(sessions, signer, settings.auth.credential_cache_s),
-            taxonomy=load_taxonomy(),
+            taxonomy=await _try_load_taxonomy(sessions, settings.taxonomy_file or DEFAULT_TAXONOMY_FILE),
             grids=await _try_load_grids(sessions),
             _grids_tried_at=time.monotonic(),
+            _taxonomy_checked_at=time.monotonic(),
         )
+
+    @property
+    def taxonomy_file(self) -> Path:
+        return self.settings.taxonomy_file or DEFAULT_TAXONOMY_FILE
 
     async def reload_grids(self) -> None:
         self.grids = await load_grid_state(self.sessions)
 
     async def ensure_grids(self) -> None:
-        """Retry loading grids that SQL could not give at start-up (at most every few seconds)."""
+        """Retry loading grids that SQL could not give at start-up (at most every few seconds), and
+        pick up taxonomy edits made through another process (checked every few seconds)."""
+        await self.ensure_taxonomy()
         if self.grids.loaded or time.monotonic() - self._grids_tried_at < _GRID_RETRY_S:
             return
         self._grids_tried_at = time.monotonic()
         self.grids = await _try_load_grids(self.sessions)
 
+    async def reload_taxonomy(self) -> None:
+        """Read the taxonomy from SQL again (the file is only read when SQL holds none)."""
+        self.taxonomy = await _try_load_taxonomy(self.sessions, self.taxonomy_file, fallback=self.taxonomy)
+
+    async def ensure_taxonomy(self) -> None:
+        """Reload the taxonomy when SQL has a newer revision than ours (at most every few seconds)."""
+        if time.monotonic() - self._taxonomy_checked_at < _TAXONOMY_CHECK_S:
+            return
+        self._taxonomy_checked_at = time.monotonic()
+        from server.taxonomy import latest_revision  # noqa: PLC0415  (server.taxonomy imports this module)
+
+        try:
+            async with self.sessions() as session:
+                revision = await latest_revision(session)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("taxonomy revision not checked (SQL unreachable?): %s", exc)
+            return
+        if revision != self.taxonomy.revision:
+            await self.reload_taxonomy()
+
     async def close(self) -> None:
         await self.couch.aclose()
         await self.engine.dispose()
+
+
+async def _try_load_taxonomy(
+    sessions: SessionMaker, taxonomy_file: Path, fallback: Taxonomy | None = None
+) -> Taxonomy:
+    """The taxonomy in SQL; the file when SQL holds none yet (or is unreachable at start-up)."""
+    from server.taxonomy import read_taxonomy  # noqa: PLC0415  (server.taxonomy imports this module)
+
+    try:
+        async with sessions() as session:
+            stored = await read_taxonomy(session)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("taxonomy read from %s (SQL unreachable?): %s", taxonomy_file, exc)
+        stored = None
+    if stored is not None:
+        return stored
+    return fallback or load_taxonomy(taxonomy_file)
 
 
 async def _try_load_grids(sessions: SessionMaker) -> GridState:
