@@ -1,52 +1,54 @@
-"""Which document types exist, how each is validated, and how old versions are upgraded on read."""
+"""Which document types exist, how each is validated, and how old versions are upgraded on read.
+
+A stored document is never rewritten: old tablets keep sending old versions for months, the
+gateway accepts them as written, and whoever reads one (gateway placement, worker) calls
+``upgrade`` to get the current version in memory.
+"""
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from field_schema._alert import MissingPersonV1
 from field_schema._documents import CaseStatusDoc, HazardV1, HazardV2
+from field_schema._errors import DocumentInvalid, FieldError, field_errors
+from field_schema._follow_up import FollowUpV1
+from field_schema._installation import InstallationV1
+from field_schema._patrol import PatrolV1
 from field_schema._taxonomy import Taxonomy
+from field_schema._visit import VisitV1
 
 __all__ = [
     "DOCUMENT_TYPES",
+    "EMERGENCY_TYPES",
     "SERVER_ONLY_TYPES",
     "DocType",
-    "DocumentInvalid",
-    "FieldError",
+    "json_schema",
     "json_schemas",
     "upgrade",
     "validate_document",
 ]
 
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class FieldError:
-    path: str
-    message_zh: str
-    message_en: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message_zh} / {self.message_en}"
-
-
-class DocumentInvalid(ValueError):
-    """A document failed validation; ``errors`` name each field path."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
-        self.errors = errors
+TaxonomyCheck = Callable[[Mapping[str, Any], int, Taxonomy], list[FieldError]]
 
 
 @dataclass(frozen=True)
 class DocType:
     name: str
+    label_zh: str
+    label_en: str
     versions: Mapping[int, type[BaseModel]]
-    upgrades: Mapping[int, Upgrade]
+    upgrades: Mapping[int, Upgrade] = field(default_factory=dict)
     """``upgrades[n]`` turns a version-n document into version n+1."""
+    taxonomy_check: TaxonomyCheck | None = None
+    """Checks against the editable taxonomy (codes exist), given the body and its version."""
+    server_only: bool = False
+    """Written by the server only; the gateway refuses it from tablets."""
+    emergency: bool = False
+    """Accepted from any volunteer wherever it happened (the emergency fast path)."""
 
     @property
     def current_version(self) -> int:
@@ -70,42 +72,45 @@ def _hazard_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _hazard_concern(body: Mapping[str, Any], version: int, taxonomy: Taxonomy) -> list[FieldError]:
+    field_name = "concern_code" if version >= 2 else "concern"
+    code = body.get(field_name)
+    if taxonomy.concern(str(code)) is None:
+        return [FieldError(field_name, f"未知的问题代码 {code!r}", f"unknown concern code {code!r}")]
+    return []
+
+
+def _patrol_departments(body: Mapping[str, Any], _: int, taxonomy: Taxonomy) -> list[FieldError]:
+    return [
+        FieldError(f"joint_departments.{i}", f"未知的部门代码 {code!r}", f"unknown department code {code!r}")
+        for i, code in enumerate(body.get("joint_departments") or [])
+        if code not in taxonomy.departments
+    ]
+
+
 DOCUMENT_TYPES: dict[str, DocType] = {
-    "hazard": DocType("hazard", {1: HazardV1, 2: HazardV2}, {1: _hazard_v1_to_v2}),
-    "case_status": DocType("case_status", {1: CaseStatusDoc}, {}),
+    doc_type.name: doc_type
+    for doc_type in (
+        DocType("visit", "走访", "Visit", {1: VisitV1}),
+        DocType(
+            "hazard",
+            "隐患发现",
+            "Hazard finding",
+            {1: HazardV1, 2: HazardV2},
+            {1: _hazard_v1_to_v2},
+            taxonomy_check=_hazard_concern,
+        ),
+        DocType("patrol", "巡查", "Patrol", {1: PatrolV1}, taxonomy_check=_patrol_departments),
+        DocType("installation", "设施安装", "Installation", {1: InstallationV1}),
+        DocType("follow_up", "回访", "Resident follow-up", {1: FollowUpV1}),
+        DocType(
+            "missing_person", "走失人员警报", "Missing-person alert", {1: MissingPersonV1}, emergency=True
+        ),
+        DocType("case_status", "案件状态", "Case status", {1: CaseStatusDoc}, server_only=True),
+    )
 }
-SERVER_ONLY_TYPES = frozenset({"case_status"})
-
-_ZH_MESSAGES = {
-    "missing": "缺少必填字段",
-    "literal_error": "取值不在允许范围内",
-    "enum": "取值不在允许范围内",
-    "greater_than_equal": "数值过小",
-    "less_than_equal": "数值过大",
-    "greater_than": "数值过小",
-    "less_than": "数值过大",
-    "finite_number": "必须是有限数值",
-    "float_parsing": "必须是数字",
-    "float_type": "必须是数字",
-    "int_parsing": "必须是整数",
-    "int_type": "必须是整数",
-    "string_type": "必须是文本",
-    "string_too_short": "不能为空",
-    "string_too_long": "文本过长",
-    "datetime_parsing": "时间格式不正确（应为 ISO 8601）",
-    "datetime_type": "时间格式不正确（应为 ISO 8601）",
-    "datetime_from_date_parsing": "时间格式不正确（应为 ISO 8601）",
-    "model_type": "必须是对象",
-    "dict_type": "必须是对象",
-}
-
-
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    errors = []
-    for error in exc.errors(include_url=False):
-        path = ".".join(str(part) for part in error["loc"]) or "(document)"
-        errors.append(FieldError(path, _ZH_MESSAGES.get(error["type"], "取值无效"), error["msg"]))
-    return errors
+SERVER_ONLY_TYPES = frozenset(name for name, t in DOCUMENT_TYPES.items() if t.server_only)
+EMERGENCY_TYPES = frozenset(name for name, t in DOCUMENT_TYPES.items() if t.emergency)
 
 
 def _doc_type(doc: Mapping[str, Any]) -> tuple[DocType, int]:
@@ -138,21 +143,18 @@ def _doc_type(doc: Mapping[str, Any]) -> tuple[DocType, int]:
 def validate_document(doc: Mapping[str, Any], taxonomy: Taxonomy | None = None) -> BaseModel:
     """Validate a document in its own version; raise ``DocumentInvalid`` with field paths.
 
-    With a taxonomy, concern codes must exist in it.
+    With a taxonomy, the codes it refers to (concerns, departments) must exist in it.
     """
     doc_type, version = _doc_type(doc)
     body = {k: v for k, v in doc.items() if not k.startswith("_")}
     try:
         model = doc_type.versions[version].model_validate(body)
     except ValidationError as exc:
-        raise DocumentInvalid(_field_errors(exc)) from exc
-    if taxonomy is not None:
-        field = "concern_code" if version >= 2 else "concern"
-        code = body.get(field)
-        if doc_type.name == "hazard" and taxonomy.concern(str(code)) is None:
-            raise DocumentInvalid(
-                [FieldError(field, f"未知的问题代码 {code!r}", f"unknown concern code {code!r}")]
-            )
+        raise DocumentInvalid(field_errors(exc)) from exc
+    if taxonomy is not None and doc_type.taxonomy_check is not None:
+        errors = doc_type.taxonomy_check(body, version, taxonomy)
+        if errors:
+            raise DocumentInvalid(errors)
     return model
 
 
@@ -166,9 +168,18 @@ def upgrade(doc: Mapping[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def json_schema(doc_type: DocType, version: int) -> dict[str, Any]:
+    """JSON Schema of one type and version, titled in Chinese then English."""
+    schema = doc_type.versions[version].model_json_schema()
+    schema["title"] = f"{doc_type.label_zh} / {doc_type.label_en}"
+    schema["x-label"] = {"zh": doc_type.label_zh, "en": doc_type.label_en}
+    schema["x-schema-version"] = version
+    return schema
+
+
 def json_schemas() -> dict[str, dict[int, dict[str, Any]]]:
     """JSON Schema of every type and version, for app teams generating forms."""
     return {
-        name: {version: model.model_json_schema() for version, model in doc_type.versions.items()}
+        name: {version: json_schema(doc_type, version) for version in doc_type.versions}
         for name, doc_type in DOCUMENT_TYPES.items()
     }

@@ -10,14 +10,17 @@ from geo._datum import (
     to_wgs84,
     wgs84_to_gcj02,
 )
-from geo._grids import Area, AreaKind, Assignment, AssignmentStatus, GridIndex, GridLoadError, load_areas
+from geo._grids import Area, AreaKind, Assignment, AssignmentStatus, GridLoadError, load_areas
+from geo._index import STATUS_ORDER, BatchAssignment, GridIndex
 from geo._metric import LocalProjection, geodesic_distance_m
 
 __all__ = [
+    "STATUS_ORDER",
     "Area",
     "AreaKind",
     "Assignment",
     "AssignmentStatus",
+    "BatchAssignment",
     "Datum",
     "GridIndex",
     "GridLoadError",

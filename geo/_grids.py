@@ -1,10 +1,5 @@
-"""Grids and micro-grids, and the assignment of a point to them.
-
-Boundary rule: polygons are closed. A point that lies in (or on the edge of) several grids goes to
-the one with the smallest code, so a point on a shared edge always lands in the same grid. When the
-point's accuracy circle reaches past the boundary of the grid it landed in, the assignment is
-"ambiguous" and lists every grid the circle touches. A point in no grid is "unassigned", never dropped.
-"""
+"""Grids and micro-grids as loaded from GeoJSON, validated on load (codes, polygons, overlaps,
+parents). Assignment of points to them lives in ``geo._index``."""
 
 import json
 from collections.abc import Iterable, Sequence
@@ -26,9 +21,10 @@ __all__ = [
     "AreaKind",
     "Assignment",
     "AssignmentStatus",
-    "GridIndex",
     "GridLoadError",
     "load_areas",
+    "project_geometry",
+    "projection_for",
 ]
 
 
@@ -125,25 +121,27 @@ def load_areas(source: Path | dict[str, Any]) -> list[Area]:
                 parent=props.get("parent"),
             )
         )
-    grid_codes = {a.code for a in areas if a.kind is AreaKind.GRID}
+    grids = {a.code: a for a in areas if a.kind is AreaKind.GRID}
     for area in areas:
-        if area.kind is AreaKind.MICRO_GRID and area.parent not in grid_codes:
+        if area.kind is AreaKind.MICRO_GRID and area.parent not in grids:
             problems.append(f"{area.code}: parent grid {area.parent!r} does not exist")
     for kind in AreaKind:
         problems.extend(_overlaps([a for a in areas if a.kind is kind]))
+    problems.extend(_outside_parent(areas, grids))
     if problems:
         raise GridLoadError(problems)
     return areas
 
 
 _OVERLAP_TOLERANCE_M2 = 1.0  # shared edges digitised slightly apart are not overlaps
+_OUTSIDE_PARENT_TOLERANCE_M2 = 1.0  # same slack for a micro-grid's edge against its grid's edge
 
 
 def _overlaps(areas: Sequence[Area]) -> list[str]:
     if not areas:
         return []
-    projection = _projection_for(areas)
-    projected = [_project(a.geometry, projection) for a in areas]
+    projection = projection_for(areas)
+    projected = [project_geometry(a.geometry, projection) for a in areas]
     tree = shapely.STRtree(projected)
     left, right = tree.query(projected, predicate="intersects")
     problems = []
@@ -153,7 +151,24 @@ def _overlaps(areas: Sequence[Area]) -> list[str]:
     return problems
 
 
-def _projection_for(areas: Iterable[Area]) -> LocalProjection:
+def _outside_parent(areas: Sequence[Area], grids: dict[str, Area]) -> list[str]:
+    """Micro-grids reaching outside their grid ("网格抓总，微格落细": a micro-grid subdivides its grid)."""
+    micro = [a for a in areas if a.kind is AreaKind.MICRO_GRID and a.parent in grids]
+    if not micro:
+        return []
+    projection = projection_for(areas)
+    problems = []
+    for area in micro:
+        parent = grids[str(area.parent)]
+        outside = project_geometry(area.geometry, projection).difference(
+            project_geometry(parent.geometry, projection)
+        )
+        if outside.area > _OUTSIDE_PARENT_TOLERANCE_M2:
+            problems.append(f"{area.code}: lies {outside.area:.0f} m² outside its parent grid {parent.code}")
+    return problems
+
+
+def projection_for(areas: Iterable[Area]) -> LocalProjection:
     bounds = np.array([a.geometry.bounds for a in areas])
     return LocalProjection(
         lon0=float((bounds[:, 0].min() + bounds[:, 2].max()) / 2),
@@ -161,97 +176,9 @@ def _projection_for(areas: Iterable[Area]) -> LocalProjection:
     )
 
 
-def _project(geometry: BaseGeometry, projection: LocalProjection) -> BaseGeometry:
+def project_geometry(geometry: BaseGeometry, projection: LocalProjection) -> BaseGeometry:
     def transform(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         x, y = projection.forward(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
 
     return shapely.transform(geometry, transform)
-
-
-class _Layer:
-    """One kind of area in projected metres, with its STRtree; areas sorted by code (the tie-break)."""
-
-    def __init__(self, areas: Sequence[Area], projection: LocalProjection) -> None:
-        self.areas = sorted(areas, key=lambda a: a.code)
-        self.codes = np.array([a.code for a in self.areas], dtype=object)
-        self.geometries = [_project(a.geometry, projection) for a in self.areas]
-        for geometry in self.geometries:
-            shapely.prepare(geometry)
-        self.tree = shapely.STRtree(self.geometries) if self.geometries else None
-
-    def locate(self, points: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-        """Index (into ``areas``) of the lowest-coded area covering each point, or -1."""
-        result = np.full(len(points), -1, dtype=np.int64)
-        if self.tree is None or len(points) == 0:
-            return result
-        point_idx, area_idx = self.tree.query(points, predicate="intersects")
-        if len(point_idx) == 0:
-            return result
-        # tree indexes follow the sorted order, so the smallest index is the smallest code
-        best = np.full(len(points), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, point_idx, area_idx)
-        hit = best != np.iinfo(np.int64).max
-        result[hit] = best[hit]
-        return result
-
-
-class GridIndex:
-    """Assigns WGS-84 points to grids and micro-grids; vectorised for batches."""
-
-    def __init__(self, areas: Sequence[Area]) -> None:
-        if not areas:
-            raise ValueError("a grid index needs at least one area")
-        self.projection = _projection_for(areas)
-        self.grids = _Layer([a for a in areas if a.kind is AreaKind.GRID], self.projection)
-        self.micro_grids = _Layer([a for a in areas if a.kind is AreaKind.MICRO_GRID], self.projection)
-        self.by_code = {a.code: a for a in areas}
-
-    def assign_many(
-        self, lon: npt.ArrayLike, lat: npt.ArrayLike
-    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
-        """Grid and micro-grid codes (``None`` where no area covers the point) for arrays of points."""
-        x, y = self.projection.forward(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
-        points = shapely.points(x, y)
-        return self._codes(self.grids, points), self._codes(self.micro_grids, points)
-
-    @staticmethod
-    def _codes(layer: _Layer, points: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        located = layer.locate(points)
-        codes = np.full(len(points), None, dtype=object)
-        found = located >= 0
-        if found.any():
-            codes[found] = layer.codes[located[found]]
-        return codes
-
-    def assign(self, lon: float, lat: float, accuracy_m: float = 0.0) -> Assignment:
-        """Where one point belongs, taking its reported accuracy into account."""
-        grids, micro = self.assign_many([lon], [lat])
-        grid = grids[0]
-        x, y = self.projection.forward_point(lon, lat)
-        candidates: tuple[str, ...] = ()
-        if accuracy_m > 0 and self.grids.tree is not None:
-            circle = shapely.Point(x, y).buffer(accuracy_m, quad_segs=16)
-            touched = self.grids.tree.query(circle, predicate="intersects")
-            candidates = tuple(sorted(str(self.grids.codes[i]) for i in touched))
-        if grid is None:
-            return Assignment(AssignmentStatus.UNASSIGNED, None, None, candidates)
-        if len(candidates) > 1:
-            return Assignment(AssignmentStatus.AMBIGUOUS, str(grid), _str(micro[0]), candidates)
-        return Assignment(AssignmentStatus.ASSIGNED, str(grid), _str(micro[0]))
-
-    def area(self, code: str) -> Area:
-        return self.by_code[code]
-
-    def grid_codes(self) -> list[str]:
-        return [a.code for a in self.grids.areas]
-
-    def feature_collection(self) -> dict[str, Any]:
-        return {
-            "type": "FeatureCollection",
-            "features": [a.to_feature() for a in [*self.grids.areas, *self.micro_grids.areas]],
-        }
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -98,14 +98,15 @@ def migrate() -> None:
 def setup(
     grids: Annotated[Path, typer.Option(help="GeoJSON of grids and micro-grids.")] = DEFAULT_GRID_FILE,
 ) -> None:
-    """Prestart: migrate SQL, load grids, create CouchDB databases, publish reference documents."""
-    from field_schema import load_taxonomy  # noqa: PLC0415
+    """Prestart: migrate SQL, load grids, import the taxonomy file, create CouchDB databases, publish
+    reference documents."""
     from server.provision import setup as run_setup  # noqa: PLC0415
 
-    report = asyncio.run(run_setup(get_settings(), grids, load_taxonomy()))
+    report = asyncio.run(run_setup(get_settings(), grids))
     typer.echo(
         f"{report.grids} grids, {report.micro_grids} micro-grids, {len(report.databases)} CouchDB databases, "
-        f"{report.reference_written} reference documents written"
+        f"{report.reference_written} reference documents written, "
+        f"taxonomy revision {report.taxonomy_revision}"
     )
 
 

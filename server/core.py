@@ -25,7 +25,9 @@ class ApplicationCore(InitPluginProtocol):
         from server.errors import exception_handlers  # noqa: PLC0415
         from server.gateway import make_sync_handler  # noqa: PLC0415
         from server.refusals import list_refusals  # noqa: PLC0415
+        from server.schemas import SchemaController  # noqa: PLC0415
         from server.system import health, issue_token  # noqa: PLC0415
+        from server.taxonomy import TaxonomyController  # noqa: PLC0415
         from server.users import UserController, me  # noqa: PLC0415
 
         settings = self.settings
@@ -36,6 +38,8 @@ class ApplicationCore(InitPluginProtocol):
                 UserController,
                 me,
                 list_refusals,
+                SchemaController,
+                TaxonomyController,
                 health,
                 issue_token,
             ]

@@ -1,7 +1,8 @@
 """``gridpatrol demo``: the whole system on one machine with demo data, stopped by Ctrl-C.
 
 Starts pouchdb-server (data under .data/demo/couch), prepares SQLite, grids, users and demo
-findings, then runs the gateway and the worker as child processes and prints where to go.
+documents of every type (findings, visits, installations, patrols, follow-ups, alerts), then runs
+the gateway and the worker as child processes and prints where to go.
 Development only: the demo accounts' passwords are printed and written in the README.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from field_schema import load_taxonomy
-from field_schema.demo_data import demo_hazards
+from field_schema.demo_data import demo_documents
 from geo import load_areas
 from server.db import make_engine, make_session_maker
 from server.db.models import Role, UserCreate
@@ -28,7 +29,7 @@ from server.provision import grid_codes_of, setup, upsert_user
 from server.runtime import make_couch_client
 from server.settings import Settings
 
-__all__ = ["DEMO_USERS", "run_demo"]
+__all__ = ["DEMO_USERS", "demo_counts", "run_demo"]
 
 DEMO_GRID_FILE = Path(__file__).resolve().parents[1] / "geo" / "data" / "zhenru_demo.geojson"
 # Development-only accounts, also listed in the README.
@@ -71,6 +72,18 @@ def _dev_secrets(folder: Path) -> dict[str, str]:
     return created
 
 
+def demo_counts(findings: int) -> dict[str, int]:
+    """The mix seeded next to ``findings`` hazard findings (only findings become cases for now)."""
+    return {
+        "hazard": findings,
+        "visit": findings // 2,
+        "installation": findings // 4,
+        "patrol": max(1, findings // 10) if findings else 0,
+        "follow_up": findings // 6,
+        "missing_person": 1 if findings else 0,
+    }
+
+
 async def _seed(settings: Settings, findings: int) -> int:
     engine = make_engine(settings.database)
     try:
@@ -82,10 +95,10 @@ async def _seed(settings: Settings, findings: int) -> int:
     areas = load_areas(DEMO_GRID_FILE)
     authors: dict[str, Sequence[str]] = {code: [] for code in grid_codes_of(areas)}
     authors["ZR01"] = ["volunteer1"]
-    docs = list(demo_hazards(areas, load_taxonomy(), authors, count=findings, seed=7))
+    docs = demo_documents(areas, load_taxonomy(), authors, counts=demo_counts(findings), seed=7)
     by_db: dict[str, list[dict[str, object]]] = {}
-    for doc in docs:
-        by_db.setdefault(settings.couch.grid_db(str(doc["grid_hint"])), []).append(doc)
+    for item in docs:
+        by_db.setdefault(settings.couch.grid_db(item.grid), []).append(item.doc)
     created = 0
     async with make_couch_client(settings) as couch:
         for db, batch in by_db.items():
@@ -127,10 +140,12 @@ def run_demo(*, port: int, couch_port: int, findings: int) -> int:
     try:
         couch.ensure_admin("gridpatrol", secrets_["couch_password"])
         settings = Settings.from_env(env)
-        report = asyncio.run(setup(settings, DEMO_GRID_FILE, load_taxonomy()))
+        report = asyncio.run(setup(settings, DEMO_GRID_FILE))
         seeded = asyncio.run(_seed(settings, findings))
         print(
-            f"{report.grids} grids, {report.micro_grids} micro-grids; {seeded} new demo findings", flush=True
+            f"{report.grids} grids, {report.micro_grids} micro-grids; {seeded} new demo documents "
+            f"({findings} findings, plus visits, installations, patrols, follow-ups and an alert)",
+            flush=True,
         )
         executable = [sys.executable, "-m", "server"]
         children.append(subprocess.Popen([*executable, "serve", "--port", str(port)], env=env))  # noqa: S603
@@ -170,6 +185,8 @@ def _print_welcome(base: str) -> None:
         "gridpatrol demo is running (Ctrl-C stops everything)",
         f"  sync gateway (PouchDB URL)  {base}/sync/field",
         f"  case API                    {base}/api/cases",
+        f"  document schemas (public)   {base}/api/schemas",
+        f"  taxonomy (admin)            {base}/api/taxonomy",
         f"  OpenAPI                     {base}/schema  ({base}/schema/openapi.json)",
         f"  health                      {base}/health",
         "  demo accounts (development only):",

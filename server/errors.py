@@ -11,12 +11,22 @@ __all__ = ["ApiError", "exception_handlers"]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, reason_zh: str, reason_en: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        reason_zh: str,
+        reason_en: str,
+        *,
+        fields: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(reason_en)
         self.status = status
         self.error = error
         self.reason_zh = reason_zh
         self.reason_en = reason_en
+        self.fields = fields
+        """Per-field problems (path, reason_zh, reason_en), when the request named several."""
 
     @classmethod
     def unauthorized(cls) -> "ApiError":
@@ -43,7 +53,10 @@ def _body(error: str, reason_zh: str, reason_en: str, **extra: Any) -> dict[str,
 
 def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
     headers = {"WWW-Authenticate": 'Basic realm="gridpatrol"'} if exc.status == 401 else None
-    return Response(_body(exc.error, exc.reason_zh, exc.reason_en), status_code=exc.status, headers=headers)
+    extra = {"fields": exc.fields} if exc.fields is not None else {}
+    return Response(
+        _body(exc.error, exc.reason_zh, exc.reason_en, **extra), status_code=exc.status, headers=headers
+    )
 
 
 def _auth_failure(_: Request[Any, Any, Any], exc: AuthFailure) -> Response[Any]:

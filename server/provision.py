@@ -1,4 +1,5 @@
-"""The prestart step: SQL schema, grids, CouchDB databases and reference documents, all idempotent.
+"""The prestart step: SQL schema, grids, taxonomy, CouchDB databases and reference documents, all
+idempotent.
 
 The web process never migrates; ``gridpatrol setup`` (and the demo) run this first.
 """
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from field_schema import Taxonomy, json_schemas
+from field_schema import DEFAULT_TAXONOMY_FILE, Taxonomy, json_schemas, load_taxonomy
 from geo import Area, AreaKind, load_areas
 from server.auth import hash_password
 from server.db import SessionMaker, make_engine, make_session_maker
@@ -19,12 +20,14 @@ from server.db.migrate import upgrade_to_head
 from server.db.models import GridArea, Role, User, UserCreate, utc_now
 from server.runtime import make_couch_client
 from server.settings import Settings
+from server.taxonomy import import_document, taxonomy_reference_doc
 from sync.couch import CouchClient, CouchNotFound
 
 __all__ = [
     "SetupReport",
     "ensure_couch_databases",
     "grid_codes_of",
+    "import_taxonomy",
     "load_grids",
     "migrate",
     "publish_reference",
@@ -90,7 +93,7 @@ def reference_docs(areas: Sequence[Area], taxonomy: Taxonomy) -> list[dict[str, 
         }
         for area in areas
     ]
-    docs.append({"_id": "taxonomy", "type": "taxonomy", "schema_version": 1, **taxonomy.raw})
+    docs.append(taxonomy_reference_doc(taxonomy))
     docs.append(
         {
             "_id": "schemas",
@@ -121,6 +124,20 @@ async def publish_reference(couch: CouchClient, settings: Settings, docs: Sequen
         await couch.put_doc(db, body)
         written += 1
     return written
+
+
+SETUP_ACTOR = "system:setup"
+
+
+async def import_taxonomy(sessions: SessionMaker, taxonomy: Taxonomy, actor: str = SETUP_ACTOR) -> Taxonomy:
+    """Merge a taxonomy (as read from its file) into SQL; returns the taxonomy now in force.
+
+    Admin edits the file does not contradict survive; see ``server.taxonomy._store``.
+    """
+    async with sessions() as session:
+        current, _ = await import_document(session, taxonomy.document(), actor=actor)
+        await session.commit()
+    return current
 
 
 async def upsert_user(sessions: SessionMaker, user: UserCreate) -> User:
@@ -157,23 +174,29 @@ class SetupReport:
     micro_grids: int
     databases: list[str]
     reference_written: int
+    taxonomy_revision: int
 
 
-async def setup(settings: Settings, grid_file: Path, taxonomy: Taxonomy) -> SetupReport:
-    """Migrate SQL, load the grid file, create CouchDB databases and publish reference documents."""
+async def setup(settings: Settings, grid_file: Path, taxonomy: Taxonomy | None = None) -> SetupReport:
+    """Migrate SQL, load the grid file, import the taxonomy (``GRIDPATROL_TAXONOMY_FILE`` unless one
+    is given), create CouchDB databases and publish reference documents."""
     areas = load_areas(grid_file)
+    source = taxonomy or load_taxonomy(settings.taxonomy_file or DEFAULT_TAXONOMY_FILE)
     await asyncio.to_thread(migrate, settings)
     engine = make_engine(settings.database)
     try:
-        await load_grids(make_session_maker(engine), areas)
+        sessions = make_session_maker(engine)
+        await load_grids(sessions, areas)
+        current = await import_taxonomy(sessions, source)
     finally:
         await engine.dispose()
     async with make_couch_client(settings) as couch:
         databases = await ensure_couch_databases(couch, settings, grid_codes_of(areas))
-        written = await publish_reference(couch, settings, reference_docs(areas, taxonomy))
+        written = await publish_reference(couch, settings, reference_docs(areas, current))
     return SetupReport(
         grids=sum(1 for a in areas if a.kind is AreaKind.GRID),
         micro_grids=sum(1 for a in areas if a.kind is AreaKind.MICRO_GRID),
         databases=databases,
         reference_written=written,
+        taxonomy_revision=current.revision,
     )

@@ -7,6 +7,7 @@ opens nothing.
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from shapely.geometry import shape
@@ -14,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from field_schema import Taxonomy, load_taxonomy
+from field_schema import DEFAULT_TAXONOMY_FILE, Taxonomy, load_taxonomy
 from geo import Area, AreaKind, GridIndex
 from server.auth import Authenticator, TokenSigner
 from server.db import SessionMaker, make_engine, make_session_maker
@@ -27,13 +28,14 @@ __all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
 
 log = logging.getLogger("gridpatrol.runtime")
 _GRID_RETRY_S = 5.0
+_TAXONOMY_CHECK_S = 10.0  # how stale another process's taxonomy edit may be here
 
 
 @dataclass(frozen=True)
 class GridState:
     index: GridIndex | None
     loaded: bool = True
-    """False when SQL was unreachable at load time (retried by ``Runtime.ensure_grids``)."""
+    """False when SQL was unreachable at load time (retried by ``Runtime.refresh``)."""
     grid_codes: tuple[str, ...] = ()
     parent_of: dict[str, str] = field(default_factory=dict)
     """Micro-grid code → grid code."""
@@ -79,9 +81,11 @@ class Runtime:
     couch: CouchClient
     authenticator: Authenticator
     taxonomy: Taxonomy
+    """Replaced as a whole (never mutated) when an admin edits the taxonomy or it is reloaded."""
     grids: GridState
     _grids_tried_at: float = 0.0
     _notifier: ChangeNotifier | None = None
+    _taxonomy_checked_at: float = 0.0
 
     @classmethod
     async def open(cls, settings: Settings) -> "Runtime":
@@ -94,16 +98,23 @@ class Runtime:
             sessions=sessions,
             couch=make_couch_client(settings),
             authenticator=Authenticator(sessions, signer, settings.auth.credential_cache_s),
-            taxonomy=load_taxonomy(),
+            taxonomy=await _try_load_taxonomy(sessions, settings.taxonomy_file or DEFAULT_TAXONOMY_FILE),
             grids=await _try_load_grids(sessions),
             _grids_tried_at=time.monotonic(),
+            _taxonomy_checked_at=time.monotonic(),
         )
+
+    @property
+    def taxonomy_file(self) -> Path:
+        return self.settings.taxonomy_file or DEFAULT_TAXONOMY_FILE
 
     async def reload_grids(self) -> None:
         self.grids = await load_grid_state(self.sessions)
 
-    async def ensure_grids(self) -> None:
-        """Retry loading grids that SQL could not give at start-up (at most every few seconds)."""
+    async def refresh(self) -> None:
+        """Called before work: pick up taxonomy edits made through another process, and retry
+        loading grids that SQL could not give at start-up (each at most every few seconds)."""
+        await self.ensure_taxonomy()
         if self.grids.loaded or time.monotonic() - self._grids_tried_at < _GRID_RETRY_S:
             return
         self._grids_tried_at = time.monotonic()
@@ -115,11 +126,48 @@ class Runtime:
             self._notifier = ChangeNotifier(make_couch_client(self.settings))
         return self._notifier
 
+    async def reload_taxonomy(self) -> None:
+        """Read the taxonomy from SQL again (the file is only read when SQL holds none)."""
+        self.taxonomy = await _try_load_taxonomy(self.sessions, self.taxonomy_file, fallback=self.taxonomy)
+
+    async def ensure_taxonomy(self) -> None:
+        """Reload the taxonomy when SQL has a newer revision than ours (at most every few seconds)."""
+        if time.monotonic() - self._taxonomy_checked_at < _TAXONOMY_CHECK_S:
+            return
+        self._taxonomy_checked_at = time.monotonic()
+        from server.taxonomy import latest_revision  # noqa: PLC0415  (server.taxonomy imports this module)
+
+        try:
+            async with self.sessions() as session:
+                revision = await latest_revision(session)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("taxonomy revision not checked (SQL unreachable?): %s", exc)
+            return
+        if revision != self.taxonomy.revision:
+            await self.reload_taxonomy()
+
     async def close(self) -> None:
         if self._notifier is not None:
             await self._notifier.close()
         await self.couch.aclose()
         await self.engine.dispose()
+
+
+async def _try_load_taxonomy(
+    sessions: SessionMaker, taxonomy_file: Path, fallback: Taxonomy | None = None
+) -> Taxonomy:
+    """The taxonomy in SQL; the file when SQL holds none yet (or is unreachable at start-up)."""
+    from server.taxonomy import read_taxonomy  # noqa: PLC0415  (server.taxonomy imports this module)
+
+    try:
+        async with sessions() as session:
+            stored = await read_taxonomy(session)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("taxonomy read from %s (SQL unreachable?): %s", taxonomy_file, exc)
+        stored = None
+    if stored is not None:
+        return stored
+    return fallback or load_taxonomy(taxonomy_file)
 
 
 async def _try_load_grids(sessions: SessionMaker) -> GridState:

@@ -163,6 +163,9 @@ class Settings:
     """GRIDPATROL_DATA_DIR: local folder for the SQLite file and demo CouchDB data."""
     timezone: str = "Asia/Shanghai"
     """GRIDPATROL_TIMEZONE: local time shown to people; storage is always UTC."""
+    taxonomy_file: Path | None = None
+    """GRIDPATROL_TAXONOMY_FILE: taxonomy JSON imported by ``gridpatrol setup`` and by
+    ``POST /api/taxonomy/reload``; the packaged ``field_schema/data/taxonomy.json`` when unset."""
 
     @property
     def is_development(self) -> bool:
@@ -181,6 +184,9 @@ class Settings:
             environment=environment,
             data_dir=data_dir,
             timezone=env.get("GRIDPATROL_TIMEZONE", "Asia/Shanghai"),
+            taxonomy_file=Path(env["GRIDPATROL_TAXONOMY_FILE"]).resolve()
+            if env.get("GRIDPATROL_TAXONOMY_FILE")
+            else None,
             database=DatabaseSettings(
                 url=env.get("GRIDPATROL_DATABASE_URL", f"sqlite:///{data_dir / 'gridpatrol.sqlite3'}"),
                 echo=env.get("GRIDPATROL_DATABASE_ECHO", "") == "1",

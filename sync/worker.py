@@ -109,6 +109,7 @@ class ChangeFollower:
 
     async def run_once(self) -> FeedStats:
         """Drain every feed, then publish pending statuses."""
+        await self.runtime.refresh()
         stats = FeedStats()
         for db, grid in self.feeds():
             while True:

@@ -86,7 +86,7 @@ async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: Cou
     if path.db == "_session":
         return await session_endpoint(request, runtime)
     principal = await authenticate(request, runtime)
-    await runtime.ensure_grids()
+    await runtime.refresh()
     if path.db == "_all_dbs":
         return json_response([runtime.settings.gateway.virtual_db])
     if path.db == "_uuids":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from field_schema import (
+    EMERGENCY_TYPES,
     SERVER_ONLY_TYPES,
     DocumentInvalid,
     Taxonomy,
@@ -208,7 +209,12 @@ def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Pla
         elif assignment.grid is not None:
             candidates = [assignment.grid]
     in_scope = [g for g in candidates if ctx.grid_source(g) is not None]
+    hint = _grid_hint(doc, ctx)
     if candidates and not in_scope:
+        if doc.get("type") in EMERGENCY_TYPES:
+            # An alert (e.g. a missing elder) is never refused for where it happened: it is filed in
+            # the author's own grid and the location still tells everyone where to look.
+            return _fallback(home, hint, ctx)
         zh, en = ctx.grid_label(candidates[0])
         return Refusal(
             "outside_scope",
@@ -218,13 +224,39 @@ def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Pla
         )
     if home is not None:
         return Placement(home)
-    hint = doc.get("grid_hint")
-    if isinstance(hint, str) and hint in in_scope:
+    if hint is not None and hint in in_scope:
         return Placement(_required(ctx.grid_source(hint)))
     if in_scope:
         return Placement(_required(ctx.grid_source(in_scope[0])))
+    if not isinstance(location, Mapping) and hint is not None and ctx.grid_source(hint) is None:
+        # Without a location the hint is the only placement (e.g. a follow-up by phone): a grid
+        # outside the user's scope is refused, as a point there would be.
+        zh, en = ctx.grid_label(hint)
+        return Refusal(
+            "outside_scope",
+            f"所在网格 grid_hint 为{zh}，不在您负责的网格内",
+            f"grid_hint names grid {en}, outside your grids",
+            "grid_hint",
+        )
     # Outside every grid: keep it in the user's hinted (or first) grid; the worker queues it as unassigned.
-    if isinstance(hint, str) and ctx.grid_source(hint) is not None:
+    return _fallback(home, hint, ctx)
+
+
+def _grid_hint(doc: Mapping[str, Any], ctx: PushContext) -> str | None:
+    """The grid the tablet named: ``grid_hint``, else the parent grid of ``micro_grid_hint``."""
+    hint = doc.get("grid_hint")
+    if isinstance(hint, str) and hint:
+        return hint
+    micro = doc.get("micro_grid_hint")
+    if isinstance(micro, str) and ctx.grid_index is not None and micro in ctx.grid_index.by_code:
+        return ctx.grid_index.area(micro).parent
+    return None
+
+
+def _fallback(home: Source | None, hint: str | None, ctx: PushContext) -> Placement | Refusal:
+    if home is not None:
+        return Placement(home)
+    if hint is not None and ctx.grid_source(hint) is not None:
         return Placement(_required(ctx.grid_source(hint)))
     if ctx.grid_sources:
         return Placement(ctx.grid_sources[0])

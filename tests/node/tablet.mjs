@@ -15,20 +15,44 @@ const opt = (name) => {
 };
 
 let cookie = null;
-function remoteOptions() {
-  const options = { skip_setup: true };
+
+// Node's own fetch (undici), as a tablet's WebView fetch behaves: a connection cut in the middle
+// of a response body is an error. (PouchDB's bundled node-fetch 2 waits forever on such a body
+// when it had a Content-Length, which no browser does.) PouchDB reads binary bodies with
+// response.buffer() in node, so the response gets one.
+function tabletFetch(stop) {
+  return async (url, init) => {
+    const headers = new Headers();
+    for (const [name, value] of init.headers || []) headers.set(name, value);
+    const token = opt('--token');
+    if (token) headers.set('Authorization', `Bearer ${token}`);
+    if (cookie) headers.set('Cookie', cookie);
+    const signal = init.signal ? AbortSignal.any([init.signal, stop.signal]) : stop.signal;
+    const response = await fetch(url, { ...init, headers, signal });
+    response.buffer = async () => Buffer.from(await response.arrayBuffer());
+    return response;
+  };
+}
+
+// One remote handle per sync attempt, dropped (its requests aborted) when the attempt ends. After a
+// failure PouchDB 9's replicator keeps processing the batches it had in flight and reads on from
+// its read-ahead position; if those late requests still reach the server they can write a
+// checkpoint past changes that were never replicated. A tablet app must do the same.
+function openRemote() {
+  const stop = new AbortController();
+  const options = { skip_setup: true, fetch: tabletFetch(stop) };
   const user = opt('--user');
-  const token = opt('--token');
   if (user) options.auth = { username: user, password: opt('--password') };
-  if (token || opt('--session')) {
-    options.fetch = (url, init) => {
-      init.headers = init.headers || new Headers();
-      if (token) init.headers.set('Authorization', `Bearer ${token}`);
-      if (cookie) init.headers.set('Cookie', cookie);
-      return PouchDB.fetch(url, init);
-    };
+  return { db: new PouchDB(remoteUrl, options), close: () => stop.abort() };
+}
+
+async function attempt(run) {
+  const remote = openRemote();
+  try {
+    return summary(await run(remote.db));
+  } finally {
+    remote.close();
   }
-  return options;
 }
 
 async function sessionLogin() {
@@ -46,7 +70,6 @@ async function sessionLogin() {
 }
 
 const local = new PouchDB(`tablet-${process.pid}-${Date.now()}`, { adapter: 'memory' });
-let remote;
 const live = new Map();
 const denied = [];
 
@@ -79,11 +102,12 @@ const handlers = {
     const blob = await local.getAttachment(doc_id, name);
     return { length: blob.length, base64: blob.toString('base64') };
   },
-  async push({ options }) { return summary(await local.replicate.to(remote, options || {})); },
-  async pull({ options }) { return summary(await local.replicate.from(remote, options || {})); },
-  async sync({ options }) { return summary(await local.sync(remote, options || {})); },
+  async push({ options }) { return attempt((remote) => local.replicate.to(remote, options || {})); },
+  async pull({ options }) { return attempt((remote) => local.replicate.from(remote, options || {})); },
+  async sync({ options }) { return attempt((remote) => local.sync(remote, options || {})); },
   async live_start({ name, direction }) {
     const opts = { live: true, retry: true };
+    const remote = openRemote().db;
     const rep = direction === 'push' ? local.replicate.to(remote, opts)
       : direction === 'pull' ? local.replicate.from(remote, opts) : local.sync(remote, opts);
     const state = { errors: [], changes: 0, paused: 0 };
@@ -116,8 +140,13 @@ const handlers = {
   async info() { return local.info(); },
 };
 
+// A WebView logs unhandled rejections and goes on; PouchDB leaves some (e.g. an info() call made
+// while a batch finishes), so this tablet does the same instead of crashing.
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`unhandled rejection: ${reason}\n`);
+});
+
 await sessionLogin();
-remote = new PouchDB(remoteUrl, remoteOptions());
 process.stdout.write(JSON.stringify({ id: 0, ok: true, ready: true }) + '\n');
 
 const rl = readline.createInterface({ input: process.stdin });

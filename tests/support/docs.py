@@ -8,7 +8,7 @@ from typing import Any
 from field_schema.demo_data import make_png
 from geo import wgs84_to_gcj02
 
-__all__ = ["ZR01_POINT", "ZR02_POINT", "hazard", "photo_attachment"]
+__all__ = ["ZR01_POINT", "ZR02_POINT", "follow_up", "hazard", "missing_person", "photo_attachment", "visit"]
 
 # Well inside the demo grids ZR01 (真光) and ZR02 (清涧), WGS-84 (lon, lat).
 ZR01_POINT = (121.3905, 31.2600)
@@ -47,3 +47,46 @@ def hazard(
     if photo:
         doc["_attachments"] = {"photo-1.png": photo_attachment()}
     return doc
+
+
+def _envelope(kind: str, author: str, point: tuple[float, float] | None, **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": f"{kind}-{uuid.uuid4().hex}",
+        "type": kind,
+        "schema_version": 1,
+        "author": author,
+        "device_id": f"tablet-of-{author}",
+        "observed_at": datetime.now(UTC).isoformat(),
+    }
+    if point is not None:
+        lon, lat = wgs84_to_gcj02(*point)
+        doc["location"] = {"lat": lat, "lon": lon, "datum": "gcj02", "accuracy_m": 8.0, "source": "gnss"}
+    doc.update(extra)
+    return doc
+
+
+def follow_up(
+    author: str, *, grid_hint: str | None = "ZR01", satisfied: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """A resident follow-up by phone: no location, only a grid hint."""
+    fields: dict[str, Any] = {"case_id": "case-1", "satisfied": satisfied, "comment": "", **extra}
+    if grid_hint is not None:
+        fields["grid_hint"] = grid_hint
+    return _envelope("follow_up", author, None, **fields)
+
+
+def missing_person(author: str, *, point: tuple[float, float] = ZR01_POINT, **extra: Any) -> dict[str, Any]:
+    return _envelope(
+        "missing_person",
+        author,
+        point,
+        last_seen_at=datetime.now(UTC).isoformat(),
+        description="男，约80岁，灰色外套 / man, about 80, grey coat",
+        **extra,
+    )
+
+
+def visit(author: str, *, point: tuple[float, float] = ZR01_POINT, **extra: Any) -> dict[str, Any]:
+    return _envelope(
+        "visit", author, point, subject="shop", address="兰溪路88号", outcome="advice_given", **extra
+    )

@@ -144,3 +144,81 @@ def test_geodesic_distance_matches_a_known_value() -> None:
     assert geodesic_distance_m(0, 0, 0, 1) == pytest.approx(110_574, abs=2)
     # One degree of longitude at 31.25° N is about 95,270 m.
     assert geodesic_distance_m(121.0, 31.25, 122.0, 31.25) == pytest.approx(95_270, rel=2e-3)
+
+
+def test_micro_grid_outside_its_parent_is_reported_by_code() -> None:
+    with pytest.raises(GridLoadError) as info:
+        load_areas(
+            {
+                "features": [
+                    _square("A", 121.40, 31.25),
+                    _square("A-1", 121.40, 31.25, size=0.005, kind="micro_grid", parent="A"),
+                    _square("A-2", 121.408, 31.25, size=0.005, kind="micro_grid", parent="A"),
+                ]
+            }
+        )
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith("A-2: lies ")
+    assert "outside its parent grid A" in info.value.problems[0]
+
+
+def _naive(
+    index: GridIndex, lon: float, lat: float, accuracy: float
+) -> tuple[str, str | None, tuple[str, ...]]:
+    """The rule written out point by point: status, grid, grids touched by the accuracy circle."""
+    x, y = index.projection.forward_point(lon, lat)
+    point = shapely.Point(x, y)
+    codes = [str(c) for c in index.grids.codes]
+    inside = [c for c, g in zip(codes, index.grids.geometries, strict=True) if g.intersects(point)]
+    touched = tuple(
+        c for c, g in zip(codes, index.grids.geometries, strict=True) if g.distance(point) <= accuracy
+    )
+    if not inside:
+        return "unassigned", None, touched if accuracy > 0 else ()
+    return ("ambiguous" if len(touched) > 1 else "assigned"), inside[0], touched
+
+
+def test_batch_assignment_matches_the_rule_point_by_point() -> None:
+    index = GridIndex(load_areas(DEMO_GRID_FILE))
+    rng = np.random.default_rng(11)
+    n = 20_000
+    lon = rng.uniform(121.380, 121.430, n)
+    lat = rng.uniform(31.236, 31.269, n)
+    accuracy = rng.choice([0.0, 5.0, 20.0, 60.0, 250.0], n)
+    batch = index.assign_batch(lon, lat, accuracy)
+    counts = batch.counts()
+    assert all(counts[status] > 100 for status in AssignmentStatus)
+    for i in range(0, n, 37):
+        status, grid, touched = _naive(index, float(lon[i]), float(lat[i]), float(accuracy[i]))
+        single = batch[i]
+        assert (single.status, single.grid) == (status, grid), i
+        if status != "assigned":
+            assert single.candidates == touched, i
+        micro = single.micro_grid
+        assert micro is None if grid is None else index.area(str(micro)).parent == grid
+
+
+def test_batch_and_single_assignment_agree_and_bad_accuracy_is_refused() -> None:
+    index = GridIndex(load_areas(DEMO_GRID_FILE))
+    lon, lat = np.array([121.3905, 121.4030, 121.60]), np.array([31.2600, 31.2600, 31.10])
+    batch = index.assign_batch(lon, lat, np.array([5.0, 5.0, 5.0]))
+    assert [batch[i] for i in range(3)] == [index.assign(lon[i], lat[i], 5.0) for i in range(3)]
+    assert list(batch.grids) == ["ZR01", "ZR02", None]
+    with pytest.raises(ValueError, match="accuracy_m"):
+        index.assign_batch(lon, lat, np.array([5.0, -1.0, 5.0]))
+    with pytest.raises(ValueError, match="accuracy_m"):
+        index.assign_batch(lon, lat, np.array([5.0, np.nan, 5.0]))
+
+
+def test_point_on_a_shared_edge_stays_with_the_smaller_code_in_batches_too() -> None:
+    index = _index(
+        _square("B", 121.41, 31.25),
+        _square("A", 121.40, 31.25),
+        _square("B-1", 121.41, 31.25, kind="micro_grid", parent="B"),
+        _square("A-1", 121.40, 31.25, kind="micro_grid", parent="A"),
+    )
+    batch = index.assign_batch([121.41, 121.41], [31.255, 31.255], [0.0, 1.0])
+    assert list(batch.grids) == ["A", "A"]
+    assert list(batch.micro_grids) == ["A-1", "A-1"]
+    assert batch[0].status is AssignmentStatus.ASSIGNED
+    assert batch[1].status is AssignmentStatus.AMBIGUOUS and batch[1].candidates == ("A", "B")

@@ -11,7 +11,7 @@ from server.auth import Principal
 from server.db.models import Role
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push
 from server.gateway._scope import Source, scope_grids
-from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
+from tests.support.docs import ZR01_POINT, ZR02_POINT, follow_up, hazard, missing_person, visit
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +140,41 @@ def test_scope_maps_micro_grids_to_their_grid_and_admins_see_all() -> None:
     assert scope_grids(volunteer, ["ZR01", "ZR02"], parent_of) == ["ZR01"]
     admin = Principal(2, "a", Role.ADMIN, ())
     assert scope_grids(admin, ["ZR02", "ZR01"], parent_of) == ["ZR01", "ZR02"]
+
+
+def test_new_document_types_are_placed_by_their_location() -> None:
+    assert decide_push(visit("vol1"), None, None, _ctx()) == Placement(ZR01)
+    elsewhere = decide_push(visit("vol1", point=ZR02_POINT), None, None, _ctx())
+    assert isinstance(elsewhere, Refusal) and elsewhere.rule == "outside_scope"
+
+
+def test_document_without_location_goes_to_its_grid_hint_when_in_scope() -> None:
+    ctx = _ctx(sources=(REF, ZR01, ZR02))
+    assert decide_push(follow_up("vol1", grid_hint="ZR02"), None, None, ctx) == Placement(ZR02)
+    assert decide_push(follow_up("vol1", grid_hint="ZR01"), None, None, ctx) == Placement(ZR01)
+    by_micro_grid = follow_up("vol1", grid_hint=None, micro_grid_hint="ZR02-03")
+    assert decide_push(by_micro_grid, None, None, ctx) == Placement(ZR02)
+
+
+def test_document_without_location_hinting_another_grid_is_refused() -> None:
+    decision = decide_push(follow_up("vol1", grid_hint="ZR02"), None, None, _ctx())
+    assert isinstance(decision, Refusal)
+    assert (decision.rule, decision.field) == ("outside_scope", "grid_hint")
+    assert "清涧网格" in decision.reason_zh and "Qingjian" in decision.reason_en
+    # once stored, later revisions stay where the first one went
+    stored = follow_up("vol1", grid_hint="ZR01")
+    assert decide_push(dict(stored, comment="补充"), stored, ZR01, _ctx()) == Placement(ZR01)
+
+
+def test_document_without_location_or_hint_is_invalid() -> None:
+    decision = decide_push(follow_up("vol1", grid_hint=None), None, None, _ctx())
+    assert isinstance(decision, Refusal)
+    assert (decision.rule, decision.field) == ("invalid_document", "location")
+
+
+def test_missing_person_alert_outside_the_authors_grids_is_kept_not_refused() -> None:
+    alert = missing_person("vol1", point=ZR02_POINT)
+    assert decide_push(alert, None, None, _ctx()) == Placement(ZR01)
+    assert decide_push(dict(alert, grid_hint="ZR01"), None, None, _ctx()) == Placement(ZR01)
+    finding_there = decide_push(hazard("vol1", point=ZR02_POINT), None, None, _ctx())
+    assert isinstance(finding_there, Refusal)

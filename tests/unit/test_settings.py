@@ -51,3 +51,9 @@ def test_couch_database_names() -> None:
     couch = Settings.from_env({"GRIDPATROL_COUCH_DB_PREFIX": "zr_"}).couch
     assert couch.grid_db("ZR01") == "zr_grid_zr01"
     assert couch.reference_db == "zr_reference"
+
+
+def test_taxonomy_file_is_optional_and_resolved(tmp_path) -> None:
+    assert Settings.from_env({}).taxonomy_file is None  # the packaged file is used
+    custom = tmp_path / "taxonomy.json"
+    assert Settings.from_env({"GRIDPATROL_TAXONOMY_FILE": str(custom)}).taxonomy_file == custom.resolve()

@@ -12,6 +12,7 @@ from server.db.models._case import (
 from server.db.models._common import as_utc, utc_now
 from server.db.models._grid import GridArea
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
+from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
 from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "LocalDoc",
     "Refusal",
     "Role",
+    "TaxonomyChange",
+    "TaxonomyEntry",
+    "TaxonomyRevision",
     "User",
     "UserBase",
     "UserCreate",
