@@ -35,6 +35,7 @@ from field_schema._taxonomy import (
     next_category_code,
     next_concern_code,
 )
+from field_schema._urgency import is_urgent
 from field_schema._visit import VisitV1
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "TaxonomyError",
     "TrackPoint",
     "VisitV1",
+    "is_urgent",
     "json_schema",
     "json_schemas",
     "load_taxonomy",

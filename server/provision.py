@@ -63,8 +63,11 @@ async def load_grids(sessions: SessionMaker, areas: Sequence[Area]) -> None:
 async def ensure_couch_databases(
     couch: CouchClient, settings: Settings, grid_codes: Sequence[str]
 ) -> list[str]:
-    """Create the reference database and one database per grid, readable by our service account only."""
-    names = [settings.couch.reference_db, *(settings.couch.grid_db(code) for code in grid_codes)]
+    """Create the reference database and, per grid, its own and its alerts database, readable by our
+    service account only."""
+    names = [settings.couch.reference_db]
+    for code in grid_codes:
+        names += [settings.couch.alert_db(code), settings.couch.grid_db(code)]
     for name in names:
         await couch.create_db(name)
         await couch.put_security(

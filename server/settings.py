@@ -105,6 +105,10 @@ class CouchSettings:
     def grid_db(self, grid_code: str) -> str:
         return f"{self.db_prefix}grid_{grid_code.lower()}"
 
+    def alert_db(self, grid_code: str) -> str:
+        """Urgent findings and missing-person alerts of a grid: every pull and the worker read it first."""
+        return f"{self.db_prefix}alerts_{grid_code.lower()}"
+
     @property
     def reference_db(self) -> str:
         return f"{self.db_prefix}reference"

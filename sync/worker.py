@@ -46,9 +46,13 @@ class ChangeFollower:
         self.last_error: str | None = None
 
     def feeds(self) -> list[tuple[str, str]]:
-        """(database, grid code) of every grid database."""
+        """(database, grid code) of every alerts database, then of every grid database: urgent
+        findings are merged before any backlog."""
         couch = self.runtime.settings.couch
-        return [(couch.grid_db(code), code) for code in self.runtime.grids.grid_codes]
+        codes = self.runtime.grids.grid_codes
+        return [(couch.alert_db(code), code) for code in codes] + [
+            (couch.grid_db(code), code) for code in codes
+        ]
 
     async def _checkpoint(self, session: AsyncSession, db: str) -> str | None:
         row = (await session.exec(select(FeedCheckpoint).where(FeedCheckpoint.source_db == db))).first()

@@ -30,6 +30,7 @@ class PushService:
             grid_index=runtime.grids.index,
             taxonomy=runtime.taxonomy,
             max_attachment_bytes=runtime.settings.gateway.max_attachment_bytes,
+            couch=runtime.settings.couch,
         )
 
     async def _stored(self, doc_ids: Sequence[str]) -> dict[str, tuple[Source, dict[str, Any] | None]]:

@@ -15,6 +15,7 @@ from field_schema import (
     SERVER_ONLY_TYPES,
     DocumentInvalid,
     Taxonomy,
+    is_urgent,
     sniff_image_type,
     upgrade,
     validate_document,
@@ -22,7 +23,8 @@ from field_schema import (
 from geo import AssignmentStatus, GridIndex, to_wgs84
 from server.auth import Principal
 from server.db.models import Role
-from server.gateway._scope import Source
+from server.gateway._scope import Lane, Source, alert_source
+from server.settings import CouchSettings
 
 __all__ = ["Placement", "PushContext", "Refusal", "decide_push"]
 
@@ -51,10 +53,11 @@ class PushContext:
     grid_index: GridIndex | None
     taxonomy: Taxonomy
     max_attachment_bytes: int
+    couch: CouchSettings
 
     @property
     def grid_sources(self) -> list[Source]:
-        return [s for s in self.sources if not s.is_reference]
+        return [s for s in self.sources if s.lane is Lane.GRID]
 
     def grid_source(self, grid: str) -> Source | None:
         return next((s for s in self.grid_sources if s.grid == grid), None)
@@ -199,6 +202,17 @@ def _too_large(field: str, max_bytes: int) -> Refusal:
 
 
 def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Placement | Refusal:
+    placed = _place_in_grid(doc, home, ctx)
+    if home is not None or isinstance(placed, Refusal) or not is_urgent(doc, ctx.taxonomy):
+        return placed
+    # A new urgent finding or alert goes to the alerts database of the grid where it happened, which
+    # every pull of that grid's volunteers and leader reads before anything else.
+    grid = placed.source.grid
+    assert grid is not None  # placements are always in a grid lane
+    return Placement(alert_source(ctx.couch, grid))
+
+
+def _place_in_grid(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Placement | Refusal:
     location = doc.get("location")
     candidates: list[str] = []
     if isinstance(location, Mapping) and ctx.grid_index is not None:
@@ -211,10 +225,10 @@ def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Pla
     in_scope = [g for g in candidates if ctx.grid_source(g) is not None]
     hint = _grid_hint(doc, ctx)
     if candidates and not in_scope:
-        if doc.get("type") in EMERGENCY_TYPES:
-            # An alert (e.g. a missing elder) is never refused for where it happened: it is filed in
-            # the author's own grid and the location still tells everyone where to look.
-            return _fallback(home, hint, ctx)
+        if doc.get("type") in EMERGENCY_TYPES and home is None:
+            # An alert (e.g. a missing elder) is never refused for where it happened: it goes to the
+            # alerts of the grid where the person was last seen, even outside the author's grids.
+            return Placement(Source(candidates[0], ctx.couch.grid_db(candidates[0]), candidates[0]))
         zh, en = ctx.grid_label(candidates[0])
         return Refusal(
             "outside_scope",

@@ -2,26 +2,43 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from server.auth import Principal
 from server.settings import CouchSettings
 
-__all__ = ["REFERENCE_KEY", "Source", "scope_grids", "user_sources"]
+__all__ = ["REFERENCE_KEY", "Lane", "Source", "alert_source", "scope_grids", "user_sources"]
 
 REFERENCE_KEY = "ref"
+
+
+class Lane(StrEnum):
+    """What a source database holds, in the order a pull reads them."""
+
+    ALERT = "alert"
+    """Urgent findings and missing-person alerts: they skip the queue."""
+    REFERENCE = "reference"
+    """Grid outlines, taxonomy, schemas: read-only for tablets."""
+    GRID = "grid"
+    """Everything else a grid's tablets write, and the case statuses of that grid."""
 
 
 @dataclass(frozen=True)
 class Source:
     key: str
-    """Stable name inside sequence tokens: ``ref`` or the grid code."""
+    """Stable name inside sequence tokens: ``ref``, the grid code, or ``alert:`` + grid code."""
     db: str
     """The real CouchDB database."""
     grid: str | None = None
+    lane: Lane = Lane.GRID
 
     @property
     def is_reference(self) -> bool:
-        return self.grid is None
+        return self.lane is Lane.REFERENCE
+
+
+def alert_source(couch: CouchSettings, grid: str) -> Source:
+    return Source(f"alert:{grid}", couch.alert_db(grid), grid, Lane.ALERT)
 
 
 def scope_grids(principal: Principal, known_grids: Iterable[str], parent_of: Mapping[str, str]) -> list[str]:
@@ -36,6 +53,11 @@ def scope_grids(principal: Principal, known_grids: Iterable[str], parent_of: Map
 def user_sources(
     principal: Principal, couch: CouchSettings, known_grids: Sequence[str], parent_of: Mapping[str, str]
 ) -> list[Source]:
-    """Reference data first (tablets need outlines and taxonomy before anything else), then grids."""
+    """Alerts first (an emergency must not wait behind a backlog), then reference data (outlines
+    and taxonomy before the rest), then the grids' own databases."""
     grids = scope_grids(principal, known_grids, parent_of)
-    return [Source(REFERENCE_KEY, couch.reference_db), *(Source(g, couch.grid_db(g), g) for g in grids)]
+    return [
+        *(alert_source(couch, g) for g in grids),
+        Source(REFERENCE_KEY, couch.reference_db, None, Lane.REFERENCE),
+        *(Source(g, couch.grid_db(g), g, Lane.GRID) for g in grids),
+    ]

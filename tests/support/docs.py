@@ -49,9 +49,11 @@ def hazard(
     return doc
 
 
-def _envelope(kind: str, author: str, point: tuple[float, float] | None, **extra: Any) -> dict[str, Any]:
+def _envelope(
+    kind: str, author: str, point: tuple[float, float] | None, doc_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "_id": f"{kind}-{uuid.uuid4().hex}",
+        "_id": doc_id or f"{kind}-{uuid.uuid4().hex}",
         "type": kind,
         "schema_version": 1,
         "author": author,

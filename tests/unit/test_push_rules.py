@@ -10,13 +10,15 @@ from geo.demo_district import DEMO_GRID_FILE
 from server.auth import Principal
 from server.db.models import Role
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push
-from server.gateway._scope import Source, scope_grids
+from server.gateway._scope import Lane, Source, alert_source, scope_grids
+from server.settings import Settings
 from tests.support.docs import ZR01_POINT, ZR02_POINT, follow_up, hazard, missing_person, visit
 
 pytestmark = pytest.mark.unit
 
 INDEX = GridIndex(load_areas(DEMO_GRID_FILE))
-REF = Source("ref", "gp_reference")
+COUCH = Settings.from_env({}).couch
+REF = Source("ref", "gp_reference", None, Lane.REFERENCE)
 ZR01 = Source("ZR01", "gp_grid_zr01", "ZR01")
 ZR02 = Source("ZR02", "gp_grid_zr02", "ZR02")
 
@@ -25,7 +27,9 @@ def _ctx(
     role: Role = Role.VOLUNTEER, username: str = "vol1", sources: tuple[Source, ...] = (REF, ZR01)
 ) -> PushContext:
     principal = Principal(id=1, username=username, role=role, grids=tuple(s.grid for s in sources if s.grid))
-    return PushContext(principal, list(sources), INDEX, load_taxonomy(), max_attachment_bytes=8192)
+    return PushContext(
+        principal, list(sources), INDEX, load_taxonomy(), max_attachment_bytes=8192, couch=COUCH
+    )
 
 
 def test_valid_new_finding_goes_to_its_grid_database() -> None:
@@ -172,9 +176,25 @@ def test_document_without_location_or_hint_is_invalid() -> None:
     assert (decision.rule, decision.field) == ("invalid_document", "location")
 
 
-def test_missing_person_alert_outside_the_authors_grids_is_kept_not_refused() -> None:
+def test_missing_person_alert_goes_to_the_alerts_of_the_grid_where_it_happened() -> None:
     alert = missing_person("vol1", point=ZR02_POINT)
-    assert decide_push(alert, None, None, _ctx()) == Placement(ZR01)
-    assert decide_push(dict(alert, grid_hint="ZR01"), None, None, _ctx()) == Placement(ZR01)
+    assert decide_push(alert, None, None, _ctx()) == Placement(alert_source(COUCH, "ZR02"))
+    assert decide_push(dict(alert, grid_hint="ZR01"), None, None, _ctx()) == Placement(
+        alert_source(COUCH, "ZR02")
+    )
+    at_home = missing_person("vol1", point=ZR01_POINT)
+    assert decide_push(at_home, None, None, _ctx()) == Placement(alert_source(COUCH, "ZR01"))
     finding_there = decide_push(hazard("vol1", point=ZR02_POINT), None, None, _ctx())
     assert isinstance(finding_there, Refusal)
+
+
+def test_urgent_findings_take_the_alert_lane_and_stay_there() -> None:
+    urgent = hazard("vol1", severity="urgent")
+    lane = alert_source(COUCH, "ZR01")
+    assert decide_push(urgent, None, None, _ctx()) == Placement(lane)
+    missing_on_street = hazard("vol1", concern="04-07")  # the concern's default severity is urgent
+    assert decide_push(missing_on_street, None, None, _ctx()) == Placement(lane)
+    # a later revision stays in the database the first one went to
+    assert decide_push(dict(urgent, note="已处理"), urgent, lane, _ctx()) == Placement(lane)
+    routine = hazard("vol1", severity="low", concern="04-07")
+    assert decide_push(routine, None, None, _ctx()) == Placement(ZR01)
