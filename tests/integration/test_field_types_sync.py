@@ -64,5 +64,6 @@ async def test_follow_up_by_grid_hint_and_alert_from_another_grid(stack: Stack) 
     assert by_id["fu-elsewhere"]["error"] == "forbidden"
     assert "grid_hint" in by_id["fu-elsewhere"]["reason"]
     assert "error" not in by_id["alert-zr02"]
-    alert = await stack.runtime.couch.get_doc(stack.settings.couch.grid_db("ZR01"), "alert-zr02")
+    # an alert goes to the alerts of the grid where the person was last seen, not the author's grid
+    alert = await stack.runtime.couch.get_doc(stack.settings.couch.alert_db("ZR02"), "alert-zr02")
     assert alert["type"] == "missing_person"
