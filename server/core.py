@@ -20,7 +20,8 @@ class ApplicationCore(InitPluginProtocol):
         self.settings = settings
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        from server.cases import CaseController  # noqa: PLC0415  (import on init keeps module import light)
+        from server.audit import list_admin_audit  # noqa: PLC0415  (import on init keeps module import light)
+        from server.cases import CaseController  # noqa: PLC0415
         from server.deps import provide_principal, provide_runtime, provide_session  # noqa: PLC0415
         from server.errors import exception_handlers  # noqa: PLC0415
         from server.gateway import make_sync_handler  # noqa: PLC0415
@@ -38,6 +39,7 @@ class ApplicationCore(InitPluginProtocol):
                 UserController,
                 me,
                 list_refusals,
+                list_admin_audit,
                 SchemaController,
                 TaxonomyController,
                 health,

@@ -85,6 +85,7 @@ class Runtime:
     grids: GridState
     _grids_tried_at: float = 0.0
     _notifier: ChangeNotifier | None = None
+    _backend: str | None = None
     _taxonomy_checked_at: float = 0.0
 
     @classmethod
@@ -119,6 +120,14 @@ class Runtime:
             return
         self._grids_tried_at = time.monotonic()
         self.grids = await _try_load_grids(self.sessions)
+
+    async def backend(self) -> str:
+        """``couchdb`` (Apache CouchDB) or ``pouchdb-server``: a few requests must never reach the
+        latter (``filter=_selector`` kills it), so the gateway asks which one it talks to."""
+        if self._backend is None:
+            info = await self.couch.server_info()
+            self._backend = "pouchdb-server" if "express-pouchdb" in info else "couchdb"
+        return self._backend
 
     def notifier(self) -> ChangeNotifier:
         """The change notifier for longpoll clients, with its own CouchDB connections (created on use)."""

@@ -140,6 +140,9 @@ class GatewaySettings:
     """GRIDPATROL_CORS_ORIGINS: comma-separated browser origins allowed with credentials."""
     virtual_db: str = "field"
     """GRIDPATROL_VIRTUAL_DB: name of the per-user database tablets replicate with."""
+    changes_byte_budget: int = 256 * 1024
+    """GRIDPATROL_CHANGES_BYTE_BUDGET: a ``_changes`` page stops once the documents and photos behind
+    it pass this many bytes (0: only the client's ``limit`` counts)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,7 @@ class Settings:
                 max_attachment_bytes=_int(env, "GRIDPATROL_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
                 cors_origins=_list(env, "GRIDPATROL_CORS_ORIGINS", ()),
                 virtual_db=env.get("GRIDPATROL_VIRTUAL_DB", "field"),
+                changes_byte_budget=_int(env, "GRIDPATROL_CHANGES_BYTE_BUDGET", 256 * 1024),
             ),
             worker=WorkerSettings(
                 batch_size=_int(env, "GRIDPATROL_WORKER_BATCH", 200),

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response, route
@@ -16,7 +17,14 @@ from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.response import Stream
 
-from server.auth import AuthFailure
+from server.auth import AuthFailure, Principal
+from server.gateway._admin import (
+    DESIGN_FUNCTIONS,
+    check_design_function,
+    direct_changes_filter,
+    forward,
+    record_admin_request,
+)
 from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
 from server.gateway._paths import CouchPath, parse_couch_path
@@ -42,6 +50,11 @@ _PASSED_ATTACHMENT_HEADERS = (
     "content-encoding",
 )
 _LONGPOLL_MAX_S = 60.0
+_PRINCIPAL_KEY = "gridpatrol.principal"
+# Database-level endpoints the gateway implements itself; others are forwarded for admins only.
+_IMPLEMENTED = frozenset(
+    {"_changes", "_revs_diff", "_bulk_docs", "_bulk_get", "_all_docs", "_ensure_full_commit"}
+)
 _encoder = msgspec.json.Encoder()
 
 
@@ -66,9 +79,13 @@ def make_sync_handler(max_body_bytes: int) -> Any:
         runtime: Runtime = request.app.state.runtime
         try:
             path = parse_couch_path(request.scope["raw_path"], SYNC_PREFIX)
-            return await _dispatch(request, runtime, path)
+            response = await _dispatch(request, runtime, path)
         except (GatewayError, AuthFailure, CouchStatusError, CouchTransportError, HTTPException) as exc:
-            return error_response(exc)
+            response = error_response(exc)
+        principal: Principal | None = request.scope.get(_PRINCIPAL_KEY)  # type: ignore[assignment]
+        if principal is not None and principal.is_admin:
+            await record_admin_request(runtime, principal, request, response.status_code or 200)
+        return response
 
     return sync_endpoint
 
@@ -86,32 +103,62 @@ async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: Cou
     if path.db == "_session":
         return await session_endpoint(request, runtime)
     principal = await authenticate(request, runtime)
+    request.scope[_PRINCIPAL_KEY] = principal  # type: ignore[literal-required]
     await runtime.refresh()
-    if path.db == "_all_dbs":
-        return json_response([runtime.settings.gateway.virtual_db])
-    if path.db == "_uuids":
-        count = min(int(request.query_params.get("count", "1")), 1000)
-        return json_response({"uuids": [uuid.uuid4().hex for _ in range(count)]})
-    if path.db == "_up":
-        return json_response({"status": "ok"})
-    if path.db != runtime.settings.gateway.virtual_db:
-        raise GatewayError(404, "not_found", "数据库不存在", "Database does not exist.")
-    sources = user_sources(
-        principal, runtime.settings.couch, runtime.grids.grid_codes, runtime.grids.parent_of
-    )
-    vdb = VirtualDatabase(path.db, runtime, principal, sources)
+    assert path.db is not None
+    if path.db.startswith("_"):
+        return await _server_endpoint(request, runtime, principal, path.db)
+    if path.db == runtime.settings.gateway.virtual_db:
+        sources = user_sources(
+            principal, runtime.settings.couch, runtime.grids.grid_codes, runtime.grids.parent_of
+        )
+        vdb = VirtualDatabase(path.db, runtime, principal, sources)
+    elif principal.is_admin:
+        vdb = VirtualDatabase.direct_view(path.db, runtime, principal)
+    else:
+        raise GatewayError.forbidden(
+            "只有管理员可以直接访问文档库", "only admins may open the store's databases directly"
+        )
     params = dict(request.query_params)
     writer = DocumentWriter(vdb, request.headers.get("x-device-id"))
     if path.doc_id is None and path.endpoint is None:
         return await _database(request, vdb, writer)
     if path.endpoint is not None:
-        return await _endpoint(request, vdb, writer, path.endpoint, params)
+        if path.endpoint in _IMPLEMENTED or not vdb.direct:
+            return await _endpoint(request, vdb, writer, path.endpoint, params)
+        return await forward(request, runtime, SYNC_PREFIX)
     assert path.doc_id is not None
     if path.doc_id.startswith("_local/"):
         return await _local_doc(request, vdb, path.doc_id, params)
     if path.attachment is not None:
+        function = path.attachment.split("/", 1)
+        if vdb.direct and path.doc_id.startswith("_design/") and function[0] in DESIGN_FUNCTIONS:
+            if len(function) > 1:
+                name = function[1].split("/", 1)[0]
+                await check_design_function(
+                    runtime, path.db, path.doc_id.removeprefix("_design/"), function[0], name
+                )
+            return await forward(request, runtime, SYNC_PREFIX)
         return await _attachment(request, vdb, writer, path.doc_id, path.attachment, params)
     return await _document(request, vdb, writer, path.doc_id, params)
+
+
+async def _server_endpoint(
+    request: Request[Any, Any, Any], runtime: Runtime, principal: Principal, name: str
+) -> Response[Any]:
+    if name == "_uuids":
+        count = min(int(request.query_params.get("count", "1")), 1000)
+        return json_response({"uuids": [uuid.uuid4().hex for _ in range(count)]})
+    if name == "_up":
+        return json_response({"status": "ok"})
+    if not principal.is_admin:
+        if name == "_all_dbs":
+            return json_response([runtime.settings.gateway.virtual_db])
+        raise GatewayError.forbidden("只有管理员可以使用该接口", f"only admins may use {name}")
+    if name == "_all_dbs":
+        names = await runtime.couch.request("GET", "/_all_dbs")
+        return json_response(sorted({*names, runtime.settings.gateway.virtual_db}))
+    return await forward(request, runtime, SYNC_PREFIX)
 
 
 async def _object_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -129,6 +176,13 @@ async def _database(
         return json_response(await vdb.info())
     if method == "POST":
         return json_response(await writer.post(await _object_body(request)), 201)
+    if vdb.direct and method == "PUT":
+        created = await vdb.couch.request(
+            "PUT", f"/{quote(vdb.name, safe='')}", params=dict(request.query_params)
+        )
+        return json_response(created, 201)
+    if vdb.direct and method == "DELETE":
+        return json_response(await vdb.couch.request("DELETE", f"/{quote(vdb.name, safe='')}"))
     if method == "PUT":
         raise GatewayError(
             412, "file_exists", "数据库已存在", "The database could not be created, the file already exists."
@@ -136,7 +190,9 @@ async def _database(
     raise GatewayError.forbidden("同步数据库不能删除", "this database cannot be deleted")
 
 
-def _doc_ids(params: dict[str, str], body: Any) -> list[str] | None:
+def _doc_ids(params: dict[str, str], body: Any, direct: bool) -> list[str] | None:
+    if direct:
+        return None  # a real database's filters are CouchDB's own (see _admin)
     if params.get("filter") != "_doc_ids":
         if params.get("filter"):
             raise GatewayError.bad_request(
@@ -160,17 +216,18 @@ async def _changes(
     request: Request[Any, Any, Any], vdb: VirtualDatabase, params: dict[str, str]
 ) -> Response[Any]:
     body = await json_body(request) if request.method == "POST" else {}
-    doc_ids = _doc_ids(params, body)
+    doc_ids = _doc_ids(params, body, vdb.direct)
+    direct_filter = await direct_changes_filter(vdb.runtime, vdb.name, params, body) if vdb.direct else None
     feed = params.get("feed", "normal")
     if feed not in {"normal", "longpoll"}:
         raise GatewayError.bad_request(
             "只支持 normal 和 longpoll", f"feed={feed} is not supported; use longpoll"
         )
     if feed == "normal":
-        return json_response(await vdb.changes(params, doc_ids))
+        return json_response(await vdb.changes(params, doc_ids, direct_filter))
     notifier = vdb.runtime.notifier()
     seen = await notifier.snapshot(vdb.source_dbs)
-    page = await vdb.changes(params, doc_ids)
+    page = await vdb.changes(params, doc_ids, direct_filter)
     if page["results"]:
         return json_response(page)
     timeout_s = min(float(params.get("timeout", 60000) or 60000) / 1000, _LONGPOLL_MAX_S)
@@ -188,7 +245,7 @@ async def _changes(
             if moved:
                 seen = await notifier.snapshot(vdb.source_dbs)
                 try:
-                    page = await vdb.changes(params, doc_ids)
+                    page = await vdb.changes(params, doc_ids, direct_filter)
                 except (GatewayError, CouchStatusError, CouchTransportError) as exc:
                     # Headers are gone already: the error can only travel in the body.
                     yield _encoder.encode(error_body_of(exc))

@@ -4,7 +4,7 @@ They never reach CouchDB: the virtual database does not exist there, and a check
 one user's view of it.
 """
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -12,8 +12,9 @@ from sqlmodel import select
 from server.db import SessionMaker
 from server.db.models import LocalDoc, utc_now
 from server.gateway._errors import GatewayError
+from sync.couch import CouchClient, doc_path
 
-__all__ = ["LocalDocStore"]
+__all__ = ["CouchLocalStore", "LocalDocStore", "LocalStore"]
 
 
 def _rev(generation: int) -> str:
@@ -74,3 +75,32 @@ class LocalDocStore:
             await session.delete(row)
             await session.commit()
         return {"ok": True, "id": doc_id, "rev": "0-0"}
+
+
+class LocalStore(Protocol):
+    async def get(self, doc_id: str) -> dict[str, Any]: ...
+
+    async def put(self, doc_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def delete(self, doc_id: str, rev: str | None) -> dict[str, Any]: ...
+
+
+class CouchLocalStore:
+    """``_local`` documents of a real database an admin opened directly: CouchDB keeps them."""
+
+    def __init__(self, couch: CouchClient, db: str) -> None:
+        self._couch = couch
+        self._db = db
+
+    async def get(self, doc_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = await self._couch.get_doc(self._db, doc_id)
+        return doc
+
+    async def put(self, doc_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._couch.put_doc(self._db, {**body, "_id": doc_id})
+
+    async def delete(self, doc_id: str, rev: str | None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._couch.request(
+            "DELETE", doc_path(self._db, doc_id), params={"rev": rev} if rev else None
+        )
+        return result

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from server.auth import Principal
 from server.db.models import Refusal as RefusalRow
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push
-from server.gateway._scope import Source
+from server.gateway._scope import Lane, Source
 from server.runtime import GridState, Runtime
 
 __all__ = ["PushService"]
@@ -50,12 +50,17 @@ class PushService:
     async def write(
         self, docs: list[dict[str, Any]], *, new_edits: bool, device_hint: str | None
     ) -> list[dict[str, Any]]:
-        ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
-        stored = await self._stored(ids) if ids else {}
-        decisions: list[Placement | Refusal] = []
-        for doc in docs:
-            home, current = stored.get(str(doc["_id"]), (None, None))
-            decisions.append(decide_push(doc, current, home, self.context))
+        decisions: list[Placement | Refusal]
+        if len(self.sources) == 1 and self.sources[0].lane is Lane.DIRECT:
+            # An admin writing to a real database: CouchDB's own rules (validate_doc_update) decide.
+            decisions = [Placement(self.sources[0])] * len(docs)
+        else:
+            ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
+            stored = await self._stored(ids) if ids else {}
+            decisions = []
+            for doc in docs:
+                home, current = stored.get(str(doc["_id"]), (None, None))
+                decisions.append(decide_push(doc, current, home, self.context))
 
         groups: dict[str, list[int]] = defaultdict(list)
         for index, decision in enumerate(decisions):
@@ -130,18 +135,25 @@ def _align(
     *,
     new_edits: bool,
 ) -> dict[int, dict[str, Any]]:
-    """Map CouchDB's per-document answers back to request positions.
+    """Map CouchDB's per-document answers back to request positions, by document id.
 
-    With ``new_edits=true`` CouchDB answers every document in order; with ``false`` it lists only
-    failures, identified by id (and rev).
+    With ``new_edits=true`` every document is answered (CouchDB in order; pouchdb-server puts
+    failures first); with ``false`` only failures are listed. Answers for one id are taken in
+    order, so a batch carrying several revisions of a document maps each to its own answer.
     """
-    if new_edits and len(answer) == len(indexes):
-        return dict(zip(indexes, answer, strict=True))
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for entry in answer:
+        by_id.setdefault(str(entry.get("id")), []).append(entry)
     aligned: dict[int, dict[str, Any]] = {}
-    unmatched = list(answer)
     for index, doc in zip(indexes, docs, strict=True):
-        for position, entry in enumerate(unmatched):
-            if entry.get("id") == doc.get("_id") and entry.get("rev", doc.get("_rev")) == doc.get("_rev"):
-                aligned[index] = unmatched.pop(position)
+        candidates = by_id.get(str(doc.get("_id")), [])
+        if not candidates:
+            continue
+        if new_edits:
+            aligned[index] = candidates.pop(0)
+            continue
+        for position, entry in enumerate(candidates):
+            if entry.get("rev", doc.get("_rev")) == doc.get("_rev"):
+                aligned[index] = candidates.pop(position)
                 break
     return aligned

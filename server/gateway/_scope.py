@@ -21,6 +21,8 @@ class Lane(StrEnum):
     """Grid outlines, taxonomy, schemas: read-only for tablets."""
     GRID = "grid"
     """Everything else a grid's tablets write, and the case statuses of that grid."""
+    DIRECT = "direct"
+    """Any database of the backend, opened directly by an admin."""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import binascii
 import json
 import zlib
 from collections.abc import Mapping
+from typing import Protocol
 
 from server.gateway._errors import GatewayError
 
-__all__ = ["Positions", "decode_seq", "encode_seq"]
+__all__ = ["CompositeSeqs", "NativeSeqs", "Positions", "SeqCodec", "decode_seq", "encode_seq"]
 
 Positions = dict[str, str | int]
 _PREFIX = "gp1-"
@@ -44,3 +45,32 @@ def decode_seq(token: str | int | None) -> Positions:
     if not isinstance(decoded, dict) or not all(isinstance(v, str | int) for v in decoded.values()):
         raise GatewayError.bad_request("同步序号无效，请重新同步", "Malformed sequence token")
     return {str(k): v for k, v in decoded.items()}
+
+
+class SeqCodec(Protocol):
+    def decode(self, token: str | int | None) -> Positions: ...
+
+    def encode(self, positions: Mapping[str, str | int]) -> str | int: ...
+
+
+class CompositeSeqs:
+    """The virtual database's tokens: one position per source, packed (see the module docstring)."""
+
+    def decode(self, token: str | int | None) -> Positions:
+        return decode_seq(token)
+
+    def encode(self, positions: Mapping[str, str | int]) -> str | int:
+        return encode_seq(positions)
+
+
+class NativeSeqs:
+    """A real database seen directly (admins): CouchDB's own sequences, untouched."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def decode(self, token: str | int | None) -> Positions:
+        return {} if token in (None, "", "0", 0) or token is None else {self.key: token}
+
+    def encode(self, positions: Mapping[str, str | int]) -> str | int:
+        return positions.get(self.key, 0)

@@ -11,19 +11,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Principal
+from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
-from server.gateway._local import LocalDocStore
-from server.gateway._scope import Source
-from server.gateway._seq import Positions, decode_seq, encode_seq
+from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
+from server.gateway._scope import Lane, Source
+from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
 from server.runtime import Runtime
 from sync.couch import CouchNotFound
 
 __all__ = ["VirtualDatabase"]
 
-_UNBOUNDED_PAGE = 1000
 COUCH_VERSION = "3.3.3"
-_CHANGES_PASSTHROUGH = ("style", "include_docs", "conflicts", "attachments", "att_encoding_info")
 _ALL_DOCS_PASSTHROUGH = (
     "include_docs",
     "conflicts",
@@ -50,41 +49,69 @@ def flag(params: Mapping[str, str], name: str) -> bool:
 
 
 class VirtualDatabase:
-    def __init__(self, name: str, runtime: Runtime, principal: Principal, sources: Sequence[Source]) -> None:
+    """A database as one user sees it.
+
+    Tablets see the virtual database: several sources, the gateway's own sequence tokens, design
+    documents hidden and micro-grid scoping applied. Admins may also open one real database
+    directly (``direct``): one source, CouchDB's own sequences, nothing hidden.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        runtime: Runtime,
+        principal: Principal,
+        sources: Sequence[Source],
+        *,
+        direct: bool = False,
+    ) -> None:
         self.name = name
         self.runtime = runtime
         self.principal = principal
         self.sources = list(sources)
+        self.direct = direct
         self.visibility = Visibility(principal, runtime.grids)
-        self.local = LocalDocStore(runtime.sessions, principal.username, name)
-        self._couch = runtime.couch
+        self.seqs: SeqCodec = NativeSeqs(self.sources[0].key) if direct else CompositeSeqs()
+        self.local: LocalStore = (
+            CouchLocalStore(runtime.couch, name)
+            if direct
+            else LocalDocStore(runtime.sessions, principal.username, name)
+        )
+        self.couch = runtime.couch
         self.docs_read = 0
         """Documents this request made CouchDB hand over (for the scoped-pull benchmark)."""
+
+    @classmethod
+    def direct_view(cls, name: str, runtime: Runtime, principal: Principal) -> "VirtualDatabase":
+        return cls(name, runtime, principal, [Source(name, name, None, Lane.DIRECT)], direct=True)
 
     @property
     def source_dbs(self) -> list[str]:
         return [s.db for s in self.sources]
 
-    def _hidden(self, doc_id: str) -> bool:
+    def hidden(self, doc_id: str) -> bool:
         return _is_design(doc_id) and not self.principal.is_admin
 
-    def _visible(self, source: Source, doc: Mapping[str, Any] | None) -> bool:
+    def visible(self, source: Source, doc: Mapping[str, Any] | None) -> bool:
         return self.visibility.visible(source.grid, doc)
 
     # -- database ---------------------------------------------------------------------------------
 
-    async def _positions_now(self) -> tuple[Positions, list[dict[str, Any]]]:
-        infos = await asyncio.gather(*(self._couch.db_info(s.db) for s in self.sources))
+    async def positions_now(self) -> tuple[Positions, list[dict[str, Any]]]:
+        infos = await asyncio.gather(*(self.couch.db_info(s.db) for s in self.sources))
         positions: Positions = {
             s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)
         }
         return positions, infos
 
     async def info(self) -> dict[str, Any]:
-        positions, infos = await self._positions_now()
+        if self.direct:
+            info: dict[str, Any] = await self.couch.db_info(self.sources[0].db)
+            return info
+        positions, infos = await self.positions_now()
         return {
             "db_name": self.name,
-            "update_seq": encode_seq(positions),
+            "update_seq": self.seqs.encode(positions),
             "doc_count": sum(int(i.get("doc_count", 0)) for i in infos),
             "doc_del_count": sum(int(i.get("doc_del_count", 0)) for i in infos),
             "purge_seq": 0,
@@ -99,62 +126,19 @@ class VirtualDatabase:
     # -- changes ----------------------------------------------------------------------------------
 
     async def changes(
-        self, params: Mapping[str, str], doc_ids: Sequence[str] | None = None
+        self,
+        params: Mapping[str, str],
+        doc_ids: Sequence[str] | None = None,
+        direct_filter: DirectFilter | None = None,
     ) -> dict[str, Any]:
-        """A normal ``_changes`` page over every source, in source order.
-
-        Never returns an empty page while any source still has rows: PouchDB takes an empty page
-        as the end of the feed. Rows we hide (design documents, other micro-grids) still advance
-        the positions, so a hidden row is never read twice by the same client.
-        """
-        since = params.get("since")
-        positions = (await self._positions_now())[0] if since == "now" else decode_seq(since)
-        limit = int(params["limit"]) if params.get("limit") else None
-        if limit is not None and limit <= 0:
-            limit = 1
-        client_wants_docs = flag(params, "include_docs")
-        wanted = set(doc_ids) if doc_ids is not None else None
-        results: list[dict[str, Any]] = []
-        pending: dict[str, int] = {}
-        for source in self.sources:
-            needs_docs = client_wants_docs or self.visibility.filters(source.grid)
-            query: dict[str, str | int | bool | None] = {
-                k: params[k] for k in _CHANGES_PASSTHROUGH if k in params
-            }
-            if needs_docs:
-                query["include_docs"] = True
-            drained = False
-            while not drained and (limit is None or len(results) < limit):
-                page_size = _UNBOUNDED_PAGE if limit is None else limit - len(results)
-                query["since"] = positions.get(source.key, 0)
-                query["limit"] = page_size
-                page = await self._couch.changes(source.db, query)
-                rows = page.get("results", [])
-                if needs_docs:
-                    self.docs_read += len(rows)
-                for row in rows:
-                    positions[source.key] = row["seq"]
-                    if self._hidden(row["id"]) or (wanted is not None and row["id"] not in wanted):
-                        continue
-                    if not self._visible(source, row.get("doc")):
-                        continue
-                    shown = {**row, "seq": encode_seq(positions)}
-                    if not client_wants_docs:
-                        shown.pop("doc", None)
-                    results.append(shown)
-                drained = len(rows) < page_size
-                if drained:
-                    positions[source.key] = page.get("last_seq", positions.get(source.key, 0))
-                pending[source.key] = 0 if drained else int(page.get("pending", 0) or 0)
-            if limit is not None and len(results) >= limit:
-                break
-        return {"results": results, "last_seq": encode_seq(positions), "pending": sum(pending.values())}
+        budget = self.runtime.settings.gateway.changes_byte_budget
+        return await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
 
     # -- replication ------------------------------------------------------------------------------
 
     async def revs_diff(self, body: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         """A revision is missing when no source of the user has it."""
-        diffs = await asyncio.gather(*(self._couch.revs_diff(s.db, body) for s in self.sources))
+        diffs = await asyncio.gather(*(self.couch.revs_diff(s.db, body) for s in self.sources))
         result: dict[str, Any] = {}
         for doc_id, revs in body.items():
             missing = set(revs)
@@ -172,10 +156,10 @@ class VirtualDatabase:
 
     async def bulk_get(self, params: Mapping[str, str], docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Fan out to every source; each requested revision is answered by the source that has it."""
-        visible = [d for d in docs if not self._hidden(str(d.get("id", "")))]
+        visible = [d for d in docs if not self.hidden(str(d.get("id", "")))]
         answers = await asyncio.gather(
             *(
-                self._couch.bulk_get(
+                self.couch.bulk_get(
                     s.db,
                     visible,
                     revs=flag(params, "revs"),
@@ -189,7 +173,7 @@ class VirtualDatabase:
         results = []
         for request in docs:
             doc_id = str(request.get("id", ""))
-            if self._hidden(doc_id):
+            if self.hidden(doc_id):
                 results.append(_bulk_get_missing(request))
                 continue
             index = next(positions)
@@ -201,7 +185,7 @@ class VirtualDatabase:
                 found = [d["ok"] for d in entry.get("docs", []) if "ok" in d]
                 if found:
                     self.docs_read += len(found)
-                    if all(self._visible(source, doc) for doc in found):
+                    if all(self.visible(source, doc) for doc in found):
                         chosen = entry
                     break
             results.append(chosen or _bulk_get_missing(request))
@@ -220,14 +204,14 @@ class VirtualDatabase:
         if keys is None and limit is not None:
             query["limit"] = skip + limit
         answers = await asyncio.gather(
-            *(self._couch.all_docs(s.db, keys=keys, params=query) for s in self.sources)
+            *(self.couch.all_docs(s.db, keys=keys, params=query) for s in self.sources)
         )
         wants_docs = flag(params, "include_docs")
 
         def shown(source: Source, row: dict[str, Any]) -> dict[str, Any] | None:
-            if "error" in row or self._hidden(str(row.get("id", ""))):
+            if "error" in row or self.hidden(str(row.get("id", ""))):
                 return None
-            if not self._visible(source, row.get("doc")):
+            if not self.visible(source, row.get("doc")):
                 return None
             if not wants_docs:
                 row = {k: v for k, v in row.items() if k != "doc"}
@@ -257,7 +241,7 @@ class VirtualDatabase:
         total = sum(int(a.get("total_rows", 0)) for a in answers)
         body: dict[str, Any] = {"total_rows": total, "offset": skip, "rows": rows}
         if flag(params, "update_seq"):
-            body["update_seq"] = encode_seq((await self._positions_now())[0])
+            body["update_seq"] = self.seqs.encode((await self.positions_now())[0])
         return body
 
     # -- documents --------------------------------------------------------------------------------
@@ -266,7 +250,7 @@ class VirtualDatabase:
         """For each existing id: the source holding it and its ``_all_docs`` row (deleted ones too)."""
         if not doc_ids:
             return {}
-        answers = await asyncio.gather(*(self._couch.all_docs(s.db, keys=doc_ids) for s in self.sources))
+        answers = await asyncio.gather(*(self.couch.all_docs(s.db, keys=doc_ids) for s in self.sources))
         homes: dict[str, tuple[Source, dict[str, Any]]] = {}
         for source, answer in zip(self.sources, answers, strict=True):
             for row in answer.get("rows", []):
@@ -275,16 +259,16 @@ class VirtualDatabase:
         return homes
 
     async def source_of(self, doc_id: str) -> Source:
-        if self._hidden(doc_id):
+        if self.hidden(doc_id):
             raise GatewayError.not_found()
         homes = await self.home_of([doc_id])
         if doc_id not in homes:
             raise GatewayError.not_found()
         source = homes[doc_id][0]
         if self.visibility.filters(source.grid):
-            current = await self._couch.all_docs(source.db, keys=[doc_id], params={"include_docs": True})
+            current = await self.couch.all_docs(source.db, keys=[doc_id], params={"include_docs": True})
             row = current["rows"][0]
-            if not self._visible(source, row.get("doc")):
+            if not self.visible(source, row.get("doc")):
                 raise GatewayError.not_found()
         return source
 
@@ -299,7 +283,7 @@ class VirtualDatabase:
                     "open_revs 必须是 JSON 数组", "open_revs must be a JSON array"
                 ) from exc
         try:
-            return await self._couch.get_doc(source.db, doc_id, params=query)
+            return await self.couch.get_doc(source.db, doc_id, params=query)
         except CouchNotFound as exc:
             raise GatewayError(404, "not_found", "文档不存在或已删除", exc.reason or "missing") from exc
 

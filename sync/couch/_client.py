@@ -130,7 +130,7 @@ class CouchClient:
             extra["timeout"] = httpx.Timeout(timeout, connect=5.0)
         with _mapped_transport_errors():
             response = await self._http.request(
-                method, path, params=_query(params), content=body, headers=merged, **extra
+                method, path, params=_query(params) or None, content=body, headers=merged, **extra
             )
         decoded = _decode(response.content)
         if response.status_code >= 400:
@@ -150,7 +150,7 @@ class CouchClient:
     ) -> AsyncIterator[httpx.Response]:
         """An open streaming response (attachments, forwarding); error statuses raise unless asked not to."""
         request = self._http.build_request(
-            method, path, params=_query(params), content=content, headers=dict(headers or {})
+            method, path, params=_query(params) or None, content=content, headers=dict(headers or {})
         )
         with _mapped_transport_errors():
             response = await self._http.send(request, stream=True)
@@ -238,9 +238,15 @@ class CouchClient:
         result: dict[str, Any] = await self.request("POST", f"/{_segment(db)}/_revs_diff", json=revs)
         return result
 
-    async def changes(self, db: str, params: Params, *, timeout: float | None = None) -> dict[str, Any]:
-        """One page of ``_changes`` (normal or longpoll); ``since`` stays an opaque string."""
+    async def changes(
+        self, db: str, params: Params, *, timeout: float | None = None, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One page of ``_changes`` (normal or longpoll); ``since`` stays an opaque string.
+
+        With ``body`` (``doc_ids`` or a ``selector``) the request is a POST, as CouchDB wants it.
+        """
+        method = "POST" if body is not None else "GET"
         result: dict[str, Any] = await self.request(
-            "GET", f"/{_segment(db)}/_changes", params=params, timeout=timeout
+            method, f"/{_segment(db)}/_changes", params=params, json=body, timeout=timeout
         )
         return result

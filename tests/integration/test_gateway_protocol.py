@@ -27,9 +27,9 @@ async def test_server_root_and_database_info(stack: Stack) -> None:
         info = (await client.get(DB)).json()
         assert info["db_name"] == "field"
         assert info["update_seq"].startswith("gp1-")
-        missing = await client.get("/sync/gp_grid_zr01")
-        assert missing.status_code == 404
-        assert missing.json()["error"] == "not_found"
+        real_db = await client.get("/sync/gp_grid_zr01")
+        assert real_db.status_code == 403  # only admins open the store's databases directly
+        assert real_db.json()["error"] == "forbidden"
         assert (await client.put(DB)).status_code == 412
         assert (await client.delete(DB)).status_code == 403
 

@@ -11,7 +11,8 @@ from server.devcouch import find_node_modules
 
 __all__ = ["Tablet", "TabletError"]
 
-SCRIPT = Path(__file__).resolve().parents[1] / "node" / "tablet.mjs"
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+SCRIPT = NODE_DIR / "tablet.mjs"
 _LINE_LIMIT = 256 * 1024 * 1024
 
 
@@ -38,8 +39,6 @@ class Tablet:
         token: str | None = None,
         session: tuple[str, str] | None = None,
     ) -> "Tablet":
-        node = shutil.which("node")
-        assert node is not None, "node is required"
         args = [str(SCRIPT), remote_url]
         if username is not None:
             args += ["--user", username, "--password", password or ""]
@@ -47,6 +46,17 @@ class Tablet:
             args += ["--token", token]
         if session is not None:
             args += ["--session", f"{session[0]}:{session[1]}"]
+        return await cls._spawn(args)
+
+    @classmethod
+    async def open_remote(cls, server_url: str, username: str, password: str) -> "Tablet":
+        """A PouchDB client working on remote databases only (tests/node/remote.mjs)."""
+        return await cls._spawn([str(NODE_DIR / "remote.mjs"), server_url, username, password])
+
+    @classmethod
+    async def _spawn(cls, args: list[str]) -> "Tablet":
+        node = shutil.which("node")
+        assert node is not None, "node is required"
         node_modules = find_node_modules()
         process = await asyncio.create_subprocess_exec(
             node,

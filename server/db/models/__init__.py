@@ -1,5 +1,6 @@
 """Every SQL table, imported here so that Alembic and the engine see the whole metadata."""
 
+from server.db.models._audit import AdminAudit
 from server.db.models._case import (
     CASE_STATE_LABELS,
     Case,
@@ -17,6 +18,7 @@ from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic,
 
 __all__ = [
     "CASE_STATE_LABELS",
+    "AdminAudit",
     "Case",
     "CaseBase",
     "CaseEvent",
