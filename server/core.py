@@ -27,6 +27,7 @@ class ApplicationCore(InitPluginProtocol):
         from server.gateway import make_sync_handler  # noqa: PLC0415
         from server.refusals import list_refusals  # noqa: PLC0415
         from server.schemas import SchemaController  # noqa: PLC0415
+        from server.syncstatus import my_sync_status, user_sync_status  # noqa: PLC0415
         from server.system import health, issue_token  # noqa: PLC0415
         from server.taxonomy import TaxonomyController  # noqa: PLC0415
         from server.users import UserController, me  # noqa: PLC0415
@@ -40,6 +41,8 @@ class ApplicationCore(InitPluginProtocol):
                 me,
                 list_refusals,
                 list_admin_audit,
+                my_sync_status,
+                user_sync_status,
                 SchemaController,
                 TaxonomyController,
                 health,

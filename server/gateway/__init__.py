@@ -1,5 +1,8 @@
 """The sync gateway: CouchDB's replication protocol for unmodified PouchDB clients, scoped per user."""
 
 from server.gateway._handlers import SYNC_PREFIX, make_sync_handler
+from server.gateway._virtual import VirtualDatabase
 
-__all__ = ["SYNC_PREFIX", "make_sync_handler"]
+__all__ = ["SYNC_PREFIX", "VirtualDatabase", "make_sync_handler", "user_view"]
+
+user_view = VirtualDatabase.user_view

@@ -29,7 +29,6 @@ from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
 from server.gateway._paths import CouchPath, parse_couch_path
 from server.gateway._ranges import RangeNotSatisfiable, parse_range, slice_stream
-from server.gateway._scope import user_sources
 from server.gateway._session import session_endpoint
 from server.gateway._virtual import COUCH_VERSION, VirtualDatabase
 from server.gateway._writes import DocumentWriter
@@ -109,10 +108,7 @@ async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: Cou
     if path.db.startswith("_"):
         return await _server_endpoint(request, runtime, principal, path.db)
     if path.db == runtime.settings.gateway.virtual_db:
-        sources = user_sources(
-            principal, runtime.settings.couch, runtime.grids.grid_codes, runtime.grids.parent_of
-        )
-        vdb = VirtualDatabase(path.db, runtime, principal, sources)
+        vdb = VirtualDatabase.user_view(runtime, principal)
     elif principal.is_admin:
         vdb = VirtualDatabase.direct_view(path.db, runtime, principal)
     else:

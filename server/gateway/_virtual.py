@@ -14,7 +14,7 @@ from server.auth import Principal
 from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
-from server.gateway._scope import Lane, Source
+from server.gateway._scope import Lane, Source, user_sources
 from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
 from server.runtime import Runtime
@@ -85,6 +85,13 @@ class VirtualDatabase:
     def direct_view(cls, name: str, runtime: Runtime, principal: Principal) -> "VirtualDatabase":
         return cls(name, runtime, principal, [Source(name, name, None, Lane.DIRECT)], direct=True)
 
+    @classmethod
+    def user_view(cls, runtime: Runtime, principal: Principal) -> "VirtualDatabase":
+        """The virtual database this user's tablets replicate with."""
+        grids = runtime.grids
+        sources = user_sources(principal, runtime.settings.couch, grids.grid_codes, grids.parent_of)
+        return cls(runtime.settings.gateway.virtual_db, runtime, principal, sources)
+
     @property
     def source_dbs(self) -> list[str]:
         return [s.db for s in self.sources]
@@ -133,6 +140,26 @@ class VirtualDatabase:
     ) -> dict[str, Any]:
         budget = self.runtime.settings.gateway.changes_byte_budget
         return await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
+
+    async def count_changes(self, since: str | None, *, cap: int) -> int:
+        """How many changes this user would still download after ``since`` (at most ``cap``)."""
+        counted = 0
+        token: str | int | None = since
+        while counted < cap:
+            page_query = ChangesQuery(
+                since=token,
+                limit=min(1000, cap - counted),
+                include_docs=False,
+                passthrough={},
+                doc_ids=None,
+                byte_budget=0,
+            )
+            page = await changes_page(self, page_query)
+            if not page["results"]:
+                break
+            counted += len(page["results"])
+            token = page["last_seq"]
+        return counted
 
     # -- replication ------------------------------------------------------------------------------
 

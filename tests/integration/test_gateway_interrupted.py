@@ -3,6 +3,10 @@
 A TCP proxy between the tablet and the gateway cuts connections at random (seeded); the tablet
 simply retries, as the app does when the link comes back."""
 
+import asyncio
+import base64
+import json
+
 import pytest
 
 from tests.conftest import TabletFactory
@@ -70,3 +74,22 @@ async def test_push_and_pull_survive_cuts(stack: Stack, tablet_factory: TabletFa
 
     async with stack.http("lead1") as leader:
         assert (await leader.get("/api/cases", params={"limit": 1})).json()["count"] == DOCS
+
+
+async def test_a_body_cut_mid_upload_stores_nothing(stack: Stack) -> None:
+    docs = [hazard("vol1", doc_id=f"half-{i}") for i in range(20)]
+    body = json.dumps({"docs": docs, "new_edits": True}).encode()
+    credentials = base64.b64encode(b"vol1:vol1-password").decode()
+    head = (
+        f"POST /sync/field/_bulk_docs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {credentials}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", stack.app.port)
+    writer.write(head + body[: len(body) * 2 // 3])  # the first 13 documents, and part of the 14th
+    await writer.drain()
+    writer.transport.abort()
+    await asyncio.sleep(0.5)
+    stored = await stack.runtime.couch.all_docs(
+        stack.settings.couch.grid_db("ZR01"), keys=[d["_id"] for d in docs]
+    )
+    assert all("error" in row for row in stored["rows"])

@@ -1,0 +1,91 @@
+"""Per-user sync state that does not lie, and ``_changes`` pages bounded by bytes."""
+
+import pytest
+
+from tests.conftest import TabletFactory
+from tests.support.docs import hazard, photo_attachment
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+async def test_sync_status_follows_push_pull_and_pending(stack: Stack, tablet_factory: TabletFactory) -> None:
+    async with stack.http("vol1b") as client:
+        before = (await client.get("/api/sync/status")).json()
+    assert before["last_pull_at"] is None and before["last_push_at"] is None
+    assert before["up_to_date"] is False
+    assert before["summary_zh"] == "尚未从服务器同步"
+
+    reader = await tablet_factory("vol1b")
+    await reader.pull()
+    async with stack.http("vol1b") as client:
+        synced = (await client.get("/api/sync/status")).json()
+    assert synced["up_to_date"] is True
+    assert synced["pending_docs"] == 0
+    assert synced["last_pull_at"].endswith("+08:00")
+
+    writer = await tablet_factory("vol1")
+    for i in range(7):
+        await writer.put(hazard("vol1", doc_id=f"pending-{i}", photo=False))
+    await writer.push()
+    async with stack.http("vol1") as client:
+        pushed = (await client.get("/api/sync/status")).json()
+    assert pushed["last_push_at"] is not None
+    assert [r["direction"] for r in pushed["replications"]] == ["push"]
+
+    async with stack.http("vol1b") as client:
+        behind = (await client.get("/api/sync/status")).json()
+    assert behind["up_to_date"] is False
+    assert behind["pending_docs"] == 7
+    assert "7" in behind["summary_zh"]
+
+    async with stack.http("lead1") as leader:
+        seen_by_leader = await leader.get("/api/sync/status/vol1b")
+        assert seen_by_leader.json()["pending_docs"] == 7
+    async with stack.http("lead2") as other_leader:
+        assert (await other_leader.get("/api/sync/status/vol1b")).status_code == 403
+    async with stack.http("vol2") as colleague:
+        assert (await colleague.get("/api/sync/status/vol1b")).status_code == 403
+
+    await reader.pull()
+    async with stack.http("vol1b") as client:
+        assert (await client.get("/api/sync/status")).json()["pending_docs"] == 0
+
+
+async def test_changes_pages_stop_at_the_byte_budget(stack: Stack, tablet_factory: TabletFactory) -> None:
+    writer = await tablet_factory("vol1")
+    for i in range(12):
+        doc = hazard("vol1", doc_id=f"photo-{i:02d}", photo=False)
+        doc["_attachments"] = {"p.png": photo_attachment(seed=i, side=150)}  # ~68 KB each
+        await writer.put(doc)
+    await writer.push()
+
+    budget = stack.settings.gateway.changes_byte_budget
+    async with stack.http("vol1") as client:
+        since = None
+        pages = []
+        while True:
+            params = {"limit": "100", "style": "all_docs"}
+            if since is not None:
+                params["since"] = since
+            page = (await client.get("/sync/field/_changes", params=params)).json()
+            if not page["results"]:
+                break
+            pages.append([r["id"] for r in page["results"]])
+            since = page["last_seq"]
+    photo_pages = [
+        [i for i in p if i.startswith("photo-")] for p in pages if any(i.startswith("photo-") for i in p)
+    ]
+    assert len(photo_pages) >= 3  # 12 × ~68 KB cannot fit one 256 KB page
+    assert all(len(p) <= budget // 60_000 + 1 for p in photo_pages)
+    assert sorted(i for p in pages for i in p if i.startswith("photo-")) == [
+        f"photo-{i:02d}" for i in range(12)
+    ]
+
+    reader = await tablet_factory("vol1")
+    pulled = await reader.pull()
+    assert pulled["ok"] is True
+    assert (
+        len((await reader.call("all_docs", options={"startkey": "photo-", "endkey": "photo-~"}))["rows"])
+        == 12
+    )
