@@ -1,13 +1,17 @@
-"""A user-space TCP proxy for broken-link tests: bandwidth cap, delay, and random cuts (seeded).
+"""A user-space TCP proxy for broken-link tests: bandwidth cap, latency, and random cuts (seeded).
 
-Used between a tablet and the gateway (or CouchDB) to play a stairwell link: every connection
-is cut after a random number of bytes (exponential, mean ``mean_bytes_per_cut``), both ways
-counted. Counters tell how many bytes really crossed the link.
+It plays a stairwell or basement link between a tablet and a server. Each direction of each
+connection is a pipe: bytes are read at once, delivered ``delay_s`` later (latency, not added per
+chunk), and no faster than ``bandwidth_bytes_per_s`` (shared by every connection in that
+direction, as one radio link is). A connection is cut after a random number of bytes (exponential,
+mean ``mean_bytes_per_cut``, both directions counted): both sides are reset at once. Counters tell
+how many bytes really crossed the link.
 """
 
 import asyncio
 import contextlib
 import random
+import time
 from dataclasses import dataclass, field
 
 from server.devcouch import free_port
@@ -15,6 +19,8 @@ from server.devcouch import free_port
 __all__ = ["LinkStats", "TcpProxy"]
 
 _CHUNK = 16 * 1024
+_CUT = "cut"
+_EOF = "eof"
 
 
 @dataclass
@@ -29,6 +35,22 @@ class LinkStats:
     @property
     def bytes_total(self) -> int:
         return self.bytes_down + self.bytes_up
+
+
+class _Link:
+    """One direction of the radio link: a shared clock for serialising bytes at the link's rate."""
+
+    def __init__(self, bytes_per_s: float | None) -> None:
+        self.bytes_per_s = bytes_per_s
+        self._free_at = 0.0
+
+    def reserve(self, size: int) -> float:
+        """When ``size`` bytes queued now have finished crossing (monotonic time)."""
+        now = time.monotonic()
+        if not self.bytes_per_s:
+            return now
+        self._free_at = max(self._free_at, now) + size / self.bytes_per_s
+        return self._free_at
 
 
 @dataclass
@@ -46,6 +68,8 @@ class TcpProxy:
         self._rng = random.Random(self.seed)
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._down = _Link(self.bandwidth_bytes_per_s)
+        self._up = _Link(self.bandwidth_bytes_per_s)
 
     @property
     def url(self) -> str:
@@ -96,36 +120,59 @@ class TcpProxy:
             for side in pair:
                 side.transport.abort()
 
-        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
-            try:
-                while not cut.is_set():
-                    data = await reader.read(_CHUNK)
-                    if not data:
-                        break
-                    if len(data) >= budget[0]:
-                        allowed = int(budget[0])
-                        if allowed:
-                            writer.write(data[:allowed])
-                            self._count(allowed, downstream)
-                        cut_now()
-                        break
-                    budget[0] -= len(data)
-                    if self.delay_s:
-                        await asyncio.sleep(self.delay_s)
-                    if self.bandwidth_bytes_per_s:
-                        await asyncio.sleep(len(data) / self.bandwidth_bytes_per_s)
-                    writer.write(data)
-                    self._count(len(data), downstream)
-                    await writer.drain()
-                if not cut.is_set() and writer.can_write_eof():
-                    writer.write_eof()
-            except (ConnectionError, OSError):
-                cut_now()
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
+            link = self._down if downstream else self._up
+            queue: asyncio.Queue[tuple[float, bytes] | str] = asyncio.Queue()
+
+            async def receive() -> None:
+                try:
+                    while not cut.is_set():
+                        data = await reader.read(_CHUNK)
+                        if not data:
+                            break
+                        if len(data) >= budget[0]:
+                            allowed = int(budget[0])
+                            budget[0] = 0
+                            if allowed:
+                                await queue.put((link.reserve(allowed) + self.delay_s, data[:allowed]))
+                            await queue.put(_CUT)  # the link drops once these last bytes are through
+                            return
+                        budget[0] -= len(data)
+                        await queue.put((link.reserve(len(data)) + self.delay_s, data))
+                except (ConnectionError, OSError):
+                    cut_now()
+                await queue.put(_EOF)
+
+            async def deliver() -> None:
+                try:
+                    while True:
+                        item = await queue.get()
+                        if item == _CUT:
+                            cut_now()
+                            return
+                        if item == _EOF:
+                            if not cut.is_set() and writer.can_write_eof():
+                                writer.write_eof()
+                            return
+                        assert isinstance(item, tuple)
+                        due, data = item
+                        wait = due - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                        if cut.is_set():
+                            return
+                        writer.write(data)
+                        self._count(len(data), downstream)
+                        await writer.drain()
+                except (ConnectionError, OSError):
+                    cut_now()
+
+            await asyncio.gather(receive(), deliver())
 
         try:
             await asyncio.gather(
-                pump(client_reader, server_writer, downstream=False),
-                pump(server_reader, client_writer, downstream=True),
+                pipe(client_reader, server_writer, downstream=False),
+                pipe(server_reader, client_writer, downstream=True),
             )
         finally:
             self._pairs.discard(pair)
