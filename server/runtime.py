@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from shapely.geometry import shape
@@ -23,6 +24,9 @@ from server.db.models import GridArea
 from server.settings import Settings
 from sync.couch import CouchClient
 from sync.notifier import ChangeNotifier
+
+if TYPE_CHECKING:
+    from server.gateway._budget import LinkBudgets
 
 __all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
 
@@ -86,6 +90,7 @@ class Runtime:
     _grids_tried_at: float = 0.0
     _notifier: ChangeNotifier | None = None
     _backend: str | None = None
+    _link_budgets: "LinkBudgets | None" = None
     _taxonomy_checked_at: float = 0.0
 
     @classmethod
@@ -128,6 +133,15 @@ class Runtime:
             info = await self.couch.server_info()
             self._backend = "pouchdb-server" if "express-pouchdb" in info else "couchdb"
         return self._backend
+
+    @property
+    def link_budgets(self) -> "LinkBudgets":
+        """Per-user ``_changes`` byte budgets learnt from how their pulls go (see the gateway)."""
+        from server.gateway._budget import LinkBudgets  # noqa: PLC0415  (server.gateway imports this module)
+
+        if self._link_budgets is None:
+            self._link_budgets = LinkBudgets(self.settings.gateway.changes_byte_budget)
+        return self._link_budgets
 
     def notifier(self) -> ChangeNotifier:
         """The change notifier for longpoll clients, with its own CouchDB connections (created on use)."""

@@ -25,6 +25,7 @@ from server.gateway._admin import (
     forward,
     record_admin_request,
 )
+from server.gateway._compression import gzip_json
 from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
 from server.gateway._paths import CouchPath, parse_couch_path
@@ -73,6 +74,7 @@ def make_sync_handler(max_body_bytes: int) -> Any:
         http_method=_METHODS,
         request_max_body_size=max_body_bytes,
         include_in_schema=False,
+        middleware=[gzip_json],
     )
     async def sync_endpoint(request: Request[Any, Any, Any]) -> Response[Any]:
         runtime: Runtime = request.app.state.runtime

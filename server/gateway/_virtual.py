@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Principal
+from server.gateway._budget import progress_of
 from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
@@ -138,7 +139,10 @@ class VirtualDatabase:
         doc_ids: Sequence[str] | None = None,
         direct_filter: DirectFilter | None = None,
     ) -> dict[str, Any]:
-        budget = self.runtime.settings.gateway.changes_byte_budget
+        budget = 0
+        if not self.direct and params.get("since") != "now":
+            progress = progress_of(self.seqs.decode(params.get("since")))
+            budget = self.runtime.link_budgets.budget_for(self.principal.username, progress)
         return await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
 
     async def count_changes(self, since: str | None, *, cap: int) -> int:

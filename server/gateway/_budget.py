@@ -1,0 +1,62 @@
+"""How many bytes a user's next ``_changes`` page may carry, learnt from how their pulls go.
+
+Small pages survive a link that cuts often; large pages waste fewer round trips on a link that
+does not. A pull that moves forward is a page that arrived: the budget grows by a step. A pull
+that asks again for changes it was already given is a retry after a cut: the budget halves
+(additive increase, multiplicative decrease, as TCP does). The state is per user and per gateway
+process, kept in memory and forgotten after a while: a wrong guess costs a page, never data.
+"""
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["LinkBudgets", "progress_of"]
+
+_IDLE_S = 30 * 60
+_MAX_USERS = 50_000
+
+
+def progress_of(positions: Mapping[str, str | int]) -> int:
+    """A number that grows as a pull moves on: the sum of the sequences' numeric parts."""
+    total = 0
+    for seq in positions.values():
+        head = str(seq).split("-", 1)[0]
+        if head.isdigit():
+            total += int(head)
+    return total
+
+
+@dataclass
+class _State:
+    budget: int
+    progress: int
+    seen_at: float
+
+
+class LinkBudgets:
+    def __init__(self, initial: int, *, minimum: int = 64 * 1024, maximum: int = 4 * 1024 * 1024) -> None:
+        self.initial = initial
+        self.minimum = min(minimum, initial)
+        self.maximum = max(maximum, initial)
+        self.step = max(initial // 2, 1)
+        self._states: dict[str, _State] = {}
+
+    def budget_for(self, user: str, progress: int, *, now: float | None = None) -> int:
+        """The byte budget of the page this user asks for now; 0 when budgets are off."""
+        if self.initial <= 0:
+            return 0
+        moment = time.monotonic() if now is None else now
+        state = self._states.get(user)
+        if state is None or moment - state.seen_at > _IDLE_S:
+            if len(self._states) >= _MAX_USERS:
+                self._states.clear()
+            state = _State(self.initial, progress, moment)
+            self._states[user] = state
+        elif progress < state.progress:
+            state.budget = max(self.minimum, state.budget // 2)
+        elif progress > state.progress:
+            state.budget = min(self.maximum, state.budget + self.step)
+        state.progress = progress
+        state.seen_at = moment
+        return state.budget
