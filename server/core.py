@@ -1,5 +1,6 @@
 """The one plugin that wires the application: routes, dependencies, errors, OpenAPI, lifespan."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,8 @@ class ApplicationCore(InitPluginProtocol):
         from server.users import UserController, me  # noqa: PLC0415
 
         settings = self.settings
+        # One line per CouchDB request at INFO would cost the gateway more than the request itself.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         app_config.route_handlers.extend(
             [
                 make_sync_handler(settings.gateway.max_body_bytes),

@@ -8,7 +8,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 from shapely.geometry import shape
@@ -23,10 +22,9 @@ from server.db import SessionMaker, make_engine, make_session_maker
 from server.db.models import GridArea
 from server.settings import Settings
 from sync.couch import CouchClient
+from sync.homes import DocHomes
+from sync.link_budget import LinkBudgets
 from sync.notifier import ChangeNotifier
-
-if TYPE_CHECKING:
-    from server.gateway._budget import LinkBudgets
 
 __all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
 
@@ -90,7 +88,9 @@ class Runtime:
     _grids_tried_at: float = 0.0
     _notifier: ChangeNotifier | None = None
     _backend: str | None = None
-    _link_budgets: "LinkBudgets | None" = None
+    _link_budgets: LinkBudgets | None = None
+    doc_homes: DocHomes = field(default_factory=DocHomes)
+    """Which database each recently seen document lives in (see the gateway's bulk_get)."""
     _taxonomy_checked_at: float = 0.0
 
     @classmethod
@@ -135,10 +135,8 @@ class Runtime:
         return self._backend
 
     @property
-    def link_budgets(self) -> "LinkBudgets":
+    def link_budgets(self) -> LinkBudgets:
         """Per-user ``_changes`` byte budgets learnt from how their pulls go (see the gateway)."""
-        from server.gateway._budget import LinkBudgets  # noqa: PLC0415  (server.gateway imports this module)
-
         if self._link_budgets is None:
             self._link_budgets = LinkBudgets(self.settings.gateway.changes_byte_budget)
         return self._link_budgets

@@ -26,6 +26,7 @@ __all__ = ["SESSION_COOKIE", "AuthFailure", "Authenticator", "Credentials", "par
 
 SESSION_COOKIE = "AuthSession"
 _CACHE_LIMIT = 10_000
+_USER_ROW_TTL_S = 1.0  # a replication sends bursts of requests; a changed user is seen within a second
 
 
 class AuthFailure(Exception):
@@ -73,11 +74,24 @@ class Authenticator:
         self._cache_ttl_s = cache_ttl_s
         self._pepper = secrets.token_bytes(32)
         self._verified: dict[bytes, tuple[str, float]] = {}
+        self._rows: dict[str, tuple[User | None, float]] = {}
 
     async def _user(self, username: str) -> User | None:
+        now = time.monotonic()
+        cached = self._rows.get(username)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         async with self._sessions() as session:
             result = await session.exec(select(User).where(User.username == username))
-            return result.first()
+            user = result.first()
+        if len(self._rows) >= _CACHE_LIMIT:
+            self._rows.clear()
+        self._rows[username] = (user, now + _USER_ROW_TTL_S)
+        return user
+
+    def forget(self, username: str) -> None:
+        """Drop what is remembered of a user (their row changed: password, role, scope, active)."""
+        self._rows.pop(username, None)
 
     async def password_login(self, username: str, password: str) -> tuple[Principal, str]:
         """Check a username and password; returns the principal and the hash it matched."""

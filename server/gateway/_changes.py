@@ -123,6 +123,7 @@ async def changes_page(
                         over_budget = True
                         break
                     spent += cost
+                view.runtime.doc_homes.remember(str(row["id"]), source.db)
                 shown = {**row, "seq": view.seqs.encode(positions)}
                 if not query.include_docs:
                     shown.pop("doc", None)

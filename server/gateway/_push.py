@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.auth import Principal
 from server.db.models import Refusal as RefusalRow
-from server.gateway._rules import Placement, PushContext, Refusal, decide_push
+from server.gateway._rules import Placement, PushContext, Refusal, decide_push, locate_batch
 from server.gateway._scope import Lane, Source
 from server.runtime import GridState, Runtime
 
@@ -57,10 +57,11 @@ class PushService:
         else:
             ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
             stored = await self._stored(ids) if ids else {}
+            located = locate_batch(docs, self.context.grid_index)
             decisions = []
-            for doc in docs:
+            for position, doc in enumerate(docs):
                 home, current = stored.get(str(doc["_id"]), (None, None))
-                decisions.append(decide_push(doc, current, home, self.context))
+                decisions.append(decide_push(doc, current, home, self.context, located.get(position)))
 
         groups: dict[str, list[int]] = defaultdict(list)
         for index, decision in enumerate(decisions):

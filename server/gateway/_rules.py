@@ -4,7 +4,6 @@ Every refusal names the rule and, where there is one, the field, in Chinese and 
 PouchDB shows the reason to the person and never sends the document again.
 """
 
-import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,13 +19,13 @@ from field_schema import (
     upgrade,
     validate_document,
 )
-from geo import AssignmentStatus, GridIndex, to_wgs84
+from geo import Assignment, AssignmentStatus, GridIndex, to_wgs84
 from server.auth import Principal
 from server.db.models import Role
 from server.gateway._scope import Lane, Source, alert_source
 from server.settings import CouchSettings
 
-__all__ = ["Placement", "PushContext", "Refusal", "decide_push"]
+__all__ = ["Placement", "PushContext", "Refusal", "decide_push", "locate_batch"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,11 @@ class PushContext:
 
 
 def decide_push(
-    doc: Mapping[str, Any], stored: Mapping[str, Any] | None, home: Source | None, ctx: PushContext
+    doc: Mapping[str, Any],
+    stored: Mapping[str, Any] | None,
+    home: Source | None,
+    ctx: PushContext,
+    assignment: Assignment | None = None,
 ) -> Placement | Refusal:
     """Decide one incoming document. ``stored`` is the current winning revision, ``home`` its database."""
     if home is not None and home.is_reference:
@@ -101,7 +104,38 @@ def decide_push(
         refusal = _check_attachments(doc, ctx.max_attachment_bytes)
     if refusal is not None:
         return refusal
-    return _place(upgrade(doc), home, ctx)
+    return _place(upgrade(doc), home, ctx, assignment)
+
+
+def locate_batch(docs: Sequence[Mapping[str, Any]], grid_index: GridIndex | None) -> dict[int, Assignment]:
+    """Where each located document of a batch lies, in one vectorised pass (by position)."""
+    positions: list[int] = []
+    lons: list[float] = []
+    lats: list[float] = []
+    accuracies: list[float] = []
+    if grid_index is None:
+        return {}
+    for position, doc in enumerate(docs):
+        if doc.get("_deleted"):
+            continue
+        try:
+            location = upgrade(doc).get("location")
+            if not isinstance(location, Mapping):
+                continue
+            lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+            accuracy = float(location.get("accuracy_m") or 0.0)
+        except (DocumentInvalid, KeyError, TypeError, ValueError):
+            continue  # validation refuses it with the field named
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= accuracy < float("inf")):
+            continue
+        positions.append(position)
+        lons.append(lon)
+        lats.append(lat)
+        accuracies.append(accuracy)
+    if not positions:
+        return {}
+    batch = grid_index.assign_batch(lons, lats, accuracies)
+    return {position: batch[k] for k, position in enumerate(positions)}
 
 
 def _decide_delete(
@@ -174,7 +208,8 @@ def _check_attachments(doc: Mapping[str, Any], max_bytes: int) -> Refusal | None
         if len(data) * 3 // 4 > max_bytes + 3:
             return _too_large(field, max_bytes)
         try:
-            raw = base64.b64decode(data, validate=True)
+            # C-speed strict decoding (b64decode(validate=True) checks with a regex first)
+            raw = binascii.a2b_base64(data, strict_mode=True)
         except (binascii.Error, ValueError):
             return Refusal(
                 "invalid_attachment",
@@ -201,8 +236,10 @@ def _too_large(field: str, max_bytes: int) -> Refusal:
     )
 
 
-def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Placement | Refusal:
-    placed = _place_in_grid(doc, home, ctx)
+def _place(
+    doc: Mapping[str, Any], home: Source | None, ctx: PushContext, assignment: Assignment | None
+) -> Placement | Refusal:
+    placed = _place_in_grid(doc, home, ctx, assignment)
     if home is not None or isinstance(placed, Refusal) or not is_urgent(doc, ctx.taxonomy):
         return placed
     # A new urgent finding or alert goes to the alerts database of the grid where it happened, which
@@ -212,12 +249,15 @@ def _place(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Pla
     return Placement(alert_source(ctx.couch, grid))
 
 
-def _place_in_grid(doc: Mapping[str, Any], home: Source | None, ctx: PushContext) -> Placement | Refusal:
+def _place_in_grid(
+    doc: Mapping[str, Any], home: Source | None, ctx: PushContext, assignment: Assignment | None
+) -> Placement | Refusal:
     location = doc.get("location")
     candidates: list[str] = []
     if isinstance(location, Mapping) and ctx.grid_index is not None:
-        lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
-        assignment = ctx.grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
+        if assignment is None:
+            lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+            assignment = ctx.grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
         if assignment.status is AssignmentStatus.AMBIGUOUS:
             candidates = list(assignment.candidates)
         elif assignment.grid is not None:

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Principal
-from server.gateway._budget import progress_of
 from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
@@ -20,6 +19,7 @@ from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
 from server.runtime import Runtime
 from sync.couch import CouchNotFound
+from sync.link_budget import progress_of
 
 __all__ = ["VirtualDatabase"]
 
@@ -186,41 +186,48 @@ class VirtualDatabase:
         return result
 
     async def bulk_get(self, params: Mapping[str, str], docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Fan out to every source; each requested revision is answered by the source that has it."""
-        visible = [d for d in docs if not self.hidden(str(d.get("id", "")))]
+        """Each requested revision is answered by the source that has it: a document's remembered
+        home is asked alone, the others are asked of every source."""
+        homes = self.runtime.doc_homes
+        by_db = {s.db: s for s in self.sources}
+        groups: dict[str | None, list[int]] = {}
+        for position, request in enumerate(docs):
+            doc_id = str(request.get("id", ""))
+            if self.hidden(doc_id):
+                continue
+            home = homes.home(doc_id)
+            groups.setdefault(home if home in by_db else None, []).append(position)
+        calls = []
+        for db, positions in groups.items():
+            for source in [by_db[db]] if db is not None else self.sources:
+                calls.append((source, positions))
         answers = await asyncio.gather(
             *(
                 self.couch.bulk_get(
-                    s.db,
-                    visible,
+                    source.db,
+                    [docs[i] for i in positions],
                     revs=flag(params, "revs"),
                     latest=flag(params, "latest"),
                     attachments=flag(params, "attachments"),
                 )
-                for s in self.sources
+                for source, positions in calls
             )
         )
-        positions = iter(range(len(visible)))
-        results = []
-        for request in docs:
-            doc_id = str(request.get("id", ""))
-            if self.hidden(doc_id):
-                results.append(_bulk_get_missing(request))
-                continue
-            index = next(positions)
-            chosen: dict[str, Any] | None = None
-            for source, answer in zip(self.sources, answers, strict=True):
-                entry = answer[index] if index < len(answer) else None
-                if entry is None or entry.get("id") != doc_id:
+        chosen: dict[int, dict[str, Any]] = {}
+        for (source, positions), answer in zip(calls, answers, strict=True):
+            for position, entry in zip(positions, answer, strict=False):
+                if position in chosen or entry.get("id") != docs[position].get("id"):
                     continue
                 found = [d["ok"] for d in entry.get("docs", []) if "ok" in d]
-                if found:
-                    self.docs_read += len(found)
-                    if all(self.visible(source, doc) for doc in found):
-                        chosen = entry
-                    break
-            results.append(chosen or _bulk_get_missing(request))
-        return {"results": results}
+                if not found:
+                    continue
+                self.docs_read += len(found)
+                homes.remember(str(entry["id"]), source.db)
+                if all(self.visible(source, doc) for doc in found):
+                    chosen[position] = entry
+                else:
+                    chosen[position] = _bulk_get_missing(docs[position])
+        return {"results": [chosen.get(i) or _bulk_get_missing(request) for i, request in enumerate(docs)]}
 
     async def all_docs(self, params: Mapping[str, str], keys: Sequence[str] | None) -> dict[str, Any]:
         """``_all_docs`` merged across sources, sorted by id as CouchDB sorts it (raw collation)."""

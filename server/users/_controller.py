@@ -98,6 +98,7 @@ class UserController(Controller):
         session.add(user)
         await session.commit()
         await session.refresh(user)
+        runtime.authenticator.forget(user.username)
         return _public(user)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from server.gateway._budget import LinkBudgets, progress_of
+from sync.link_budget import LinkBudgets, progress_of
 
 pytestmark = pytest.mark.unit
 
