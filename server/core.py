@@ -29,7 +29,7 @@ class ApplicationCore(InitPluginProtocol):
         from server.refusals import list_refusals  # noqa: PLC0415
         from server.schemas import SchemaController  # noqa: PLC0415
         from server.syncstatus import my_sync_status, user_sync_status  # noqa: PLC0415
-        from server.system import health, issue_token  # noqa: PLC0415
+        from server.system import health, issue_token, metrics  # noqa: PLC0415
         from server.taxonomy import TaxonomyController  # noqa: PLC0415
         from server.users import UserController, me  # noqa: PLC0415
 
@@ -50,6 +50,7 @@ class ApplicationCore(InitPluginProtocol):
                 TaxonomyController,
                 health,
                 issue_token,
+                metrics,
             ]
         )
         app_config.dependencies.update(

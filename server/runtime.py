@@ -26,11 +26,19 @@ from sync.homes import DocHomes
 from sync.link_budget import LinkBudgets
 from sync.notifier import ChangeNotifier
 
-__all__ = ["GridState", "Runtime", "load_grid_state", "make_couch_client"]
+__all__ = ["GridState", "Metrics", "Runtime", "load_grid_state", "make_couch_client"]
 
 log = logging.getLogger("gridpatrol.runtime")
 _GRID_RETRY_S = 5.0
 _TAXONOMY_CHECK_S = 10.0  # how stale another process's taxonomy edit may be here
+
+
+@dataclass
+class Metrics:
+    """Counters of this process, read by ``/api/metrics``."""
+
+    docs_read: int = 0
+    """Documents the gateway made CouchDB hand over (bodies read in the store)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class Runtime:
     _backend: str | None = None
     _link_budgets: LinkBudgets | None = None
     doc_homes: DocHomes = field(default_factory=DocHomes)
+    metrics: Metrics = field(default_factory=Metrics)
     """Which database each recently seen document lives in (see the gateway's bulk_get)."""
     _taxonomy_checked_at: float = 0.0
 

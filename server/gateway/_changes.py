@@ -108,7 +108,7 @@ async def changes_page(
             )
             rows = page.get("results", [])
             if needs_docs:
-                view.docs_read += len(rows)
+                view.count_read(len(rows))
             for row in rows:
                 before = positions.get(source.key, 0)
                 positions[source.key] = row["seq"]

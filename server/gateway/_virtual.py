@@ -80,7 +80,7 @@ class VirtualDatabase:
         )
         self.couch = runtime.couch
         self.docs_read = 0
-        """Documents this request made CouchDB hand over (for the scoped-pull benchmark)."""
+        """Documents this request made CouchDB hand over."""
 
     @classmethod
     def direct_view(cls, name: str, runtime: Runtime, principal: Principal) -> "VirtualDatabase":
@@ -92,6 +92,10 @@ class VirtualDatabase:
         grids = runtime.grids
         sources = user_sources(principal, runtime.settings.couch, grids.grid_codes, grids.parent_of)
         return cls(runtime.settings.gateway.virtual_db, runtime, principal, sources)
+
+    def count_read(self, documents: int) -> None:
+        self.docs_read += documents
+        self.runtime.metrics.docs_read += documents
 
     @property
     def source_dbs(self) -> list[str]:
@@ -221,7 +225,7 @@ class VirtualDatabase:
                 found = [d["ok"] for d in entry.get("docs", []) if "ok" in d]
                 if not found:
                     continue
-                self.docs_read += len(found)
+                self.count_read(len(found))
                 homes.remember(str(entry["id"]), source.db)
                 if all(self.visible(source, doc) for doc in found):
                     chosen[position] = entry
