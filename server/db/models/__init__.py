@@ -11,6 +11,13 @@ from server.db.models._case import (
     FindingRevision,
 )
 from server.db.models._common import as_utc, utc_now
+from server.db.models._dispatch import (
+    SATISFACTION_LABELS,
+    CaseDispatch,
+    CaseFollowUp,
+    DispatchState,
+    Satisfaction,
+)
 from server.db.models._grid import GridArea
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
@@ -18,11 +25,15 @@ from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic,
 
 __all__ = [
     "CASE_STATE_LABELS",
+    "SATISFACTION_LABELS",
     "AdminAudit",
     "Case",
     "CaseBase",
+    "CaseDispatch",
     "CaseEvent",
+    "CaseFollowUp",
     "CaseState",
+    "DispatchState",
     "FeedCheckpoint",
     "Finding",
     "FindingRevision",
@@ -30,6 +41,7 @@ __all__ = [
     "LocalDoc",
     "Refusal",
     "Role",
+    "Satisfaction",
     "TaxonomyChange",
     "TaxonomyEntry",
     "TaxonomyRevision",

@@ -16,6 +16,9 @@ class Role(StrEnum):
     GRID_LEADER = "grid_leader"
     COORDINATOR = "coordinator"
     ADMIN = "admin"
+    DEPARTMENT = "department"
+    """A responsible department's account (吹哨报到): acknowledges and reports on cases dispatched to
+    its department through the case API; never syncs."""
 
 
 class UserBase(SQLModel):
@@ -24,6 +27,8 @@ class UserBase(SQLModel):
     role: Role = Field(sa_type=String(16))
     grids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Codes of the grids (or micro-grids) this user works in; admins see every grid."""
+    department: str | None = Field(default=None, max_length=32)
+    """Department code (taxonomy) of a ``department`` account; None for everyone else."""
 
 
 class UserCreate(UserBase):
@@ -34,6 +39,7 @@ class UserUpdate(SQLModel):
     display_name: str | None = None
     role: Role | None = None
     grids: list[str] | None = None
+    department: str | None = None
     password: str | None = Field(default=None, min_length=8, max_length=256)
     is_active: bool | None = None
 
