@@ -21,7 +21,15 @@ from server.db.models._dispatch import (
 from server.db.models._grid import GridArea
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
-from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic, UserUpdate
+from server.db.models._user import (
+    Role,
+    User,
+    UserBase,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    check_department,
+)
 
 __all__ = [
     "CASE_STATE_LABELS",
@@ -51,5 +59,6 @@ __all__ = [
     "UserPublic",
     "UserUpdate",
     "as_utc",
+    "check_department",
     "utc_now",
 ]
