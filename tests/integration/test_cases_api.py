@@ -372,3 +372,39 @@ async def test_detail_shows_findings_photos_and_refusals(stack: Stack) -> None:
     assert detail["refusals"][0]["created_at"].endswith("+08:00")
     assert detail["allowed_transitions"] == ["visit_survey", "coordinating", "resolving", "parked"]
     assert detail["dispatches"] == [] and detail["follow_ups"] == []
+
+
+async def test_departments_are_the_taxonomy_list_managed_by_admins(stack: Stack) -> None:
+    case_id = await _case(stack, doc="hazard-dept", concern="04-05")  # 燃气安全
+    async with stack.http("lead1") as lead:
+        refused = await lead.post(
+            "/api/taxonomy/departments",
+            json={"code": "water", "name_zh": "水务所", "name_en": "Water office"},
+        )
+        assert refused.status_code == 403
+    async with stack.http("root") as admin:
+        added = await admin.post(
+            "/api/taxonomy/departments",
+            json={"code": "water", "name_zh": "水务所", "name_en": "Water office"},
+        )
+        assert added.status_code == 201, added.text
+        assert added.json()["department"]["code"] == "water"
+        taken = await admin.post(
+            "/api/taxonomy/departments", json={"code": "water", "name_zh": "重复", "name_en": "Again"}
+        )
+        assert taken.status_code == 409
+        retired = await admin.patch("/api/taxonomy/departments/water", json={"retired": True})
+        assert retired.status_code == 200, retired.text
+    async with stack.http("lead1") as lead:
+        to_retired = await lead.post(
+            f"/api/cases/{case_id}/dispatches", json={"departments": ["water"], "reason": "派单处理"}
+        )
+        assert to_retired.status_code == 400
+        assert "water" in to_retired.json()["reason_en"]
+        gas = await lead.post(
+            f"/api/cases/{case_id}/dispatches", json={"departments": ["gas"], "reason": "燃气隐患"}
+        )
+        assert gas.status_code == 201, gas.text
+    # No working_days given: the concern's deadline from the taxonomy applies.
+    expected = stack.runtime.taxonomy.concerns["04-05"].deadline_working_days
+    assert gas.json()["dispatches"][0]["working_days"] == expected
