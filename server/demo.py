@@ -56,6 +56,13 @@ DEMO_USERS: tuple[UserCreate, ...] = (
         display_name="专项协调员 陈静",
     ),
     UserCreate(username="admin", password="admin-demo-1", role=Role.ADMIN, grids=[], display_name="管理员"),
+    UserCreate(
+        username="police1",
+        password="police-demo-1",
+        role=Role.DEPARTMENT,
+        department="police",
+        display_name="真如派出所 值班民警",
+    ),
 )
 
 
@@ -192,7 +199,8 @@ def _print_welcome(base: str) -> None:
         "  demo accounts (development only):",
     ]
     lines += [
-        f"    {u.role:<12} {u.username:<13} {u.password:<15} grids={','.join(u.grids) or 'all'}"
+        f"    {u.role:<12} {u.username:<13} {u.password:<15} "
+        + (f"department={u.department}" if u.department else f"grids={','.join(u.grids) or 'all'}")
         for u in DEMO_USERS
     ]
     print("\n".join(lines), flush=True)
