@@ -11,12 +11,13 @@
 Other case endpoints (split, merge, conflicts) reuse ``CaseAccess.writable`` so the rule stays here.
 """
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, true
+from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
-from server.db.models import Case, CaseDispatch, Role
+from server.cases._query import department_clause
+from server.db.models import Case, Role
 from server.errors import ApiError
 
 __all__ = ["CASE_READER_ROLES", "CASE_WRITER_ROLES", "CaseAccess"]
@@ -60,10 +61,7 @@ class CaseAccess:
         if principal.role is Role.DEPARTMENT:
             if not principal.department:
                 return false()
-            return exists().where(
-                col(CaseDispatch.case_id) == col(Case.id),
-                col(CaseDispatch.department_code) == principal.department,
-            )
+            return department_clause(principal.department)
         return self.grid_clause(list(principal.grids))
 
     def in_write_scope(self, case: Case) -> bool:
