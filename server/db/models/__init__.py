@@ -11,6 +11,7 @@ from server.db.models._case import (
     FindingRevision,
 )
 from server.db.models._common import as_utc, utc_now
+from server.db.models._counter import NumberCounter
 from server.db.models._grid import GridArea
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
@@ -28,6 +29,7 @@ __all__ = [
     "FindingRevision",
     "GridArea",
     "LocalDoc",
+    "NumberCounter",
     "Refusal",
     "Role",
     "TaxonomyChange",
