@@ -75,6 +75,8 @@ class PushService:
                 for db, indexes in groups.items()
             )
         )
+        for db in groups:
+            self.runtime.db_infos.forget(db)
         backend: dict[int, dict[str, Any]] = {}
         for (_, indexes), answer in zip(groups.items(), written, strict=True):
             backend.update(_align(indexes, [docs[i] for i in indexes], answer, new_edits=new_edits))

@@ -116,11 +116,21 @@ class VirtualDatabase:
         }
         return positions, infos
 
+    async def _cached_info(self, db: str) -> dict[str, Any]:
+        cache = self.runtime.db_infos
+        info = cache.get(db)
+        if info is None:
+            info = await self.couch.db_info(db)
+            cache.put(db, info)
+        return info
+
     async def info(self) -> dict[str, Any]:
         if self.direct:
-            info: dict[str, Any] = await self.couch.db_info(self.sources[0].db)
-            return info
-        positions, infos = await self.positions_now()
+            return await self.couch.db_info(self.sources[0].db)
+        infos = list(await asyncio.gather(*(self._cached_info(s.db) for s in self.sources)))
+        positions: Positions = {
+            s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)
+        }
         return {
             "db_name": self.name,
             "update_seq": self.seqs.encode(positions),
