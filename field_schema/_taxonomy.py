@@ -21,6 +21,7 @@ __all__ = [
     "CATEGORY_CODE_PATTERN",
     "CONCERN_CODE_PATTERN",
     "DEFAULT_TAXONOMY_FILE",
+    "DEPARTMENT_CODE_PATTERN",
     "Category",
     "CategoryEntry",
     "Concern",

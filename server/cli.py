@@ -113,8 +113,11 @@ def setup(
 @user_app.command("add")
 def user_add(
     username: str,
-    role: Annotated[Role, typer.Option(help="volunteer, grid_leader, coordinator or admin.")],
+    role: Annotated[Role, typer.Option(help="volunteer, grid_leader, coordinator, admin or department.")],
     grids: Annotated[str, typer.Option(help="Comma-separated grid or micro-grid codes.")] = "",
+    department: Annotated[
+        str | None, typer.Option(help="Department code (taxonomy) of a department account.")
+    ] = None,
     display_name: Annotated[str, typer.Option()] = "",
     password: Annotated[
         str,
@@ -132,6 +135,7 @@ def user_add(
         role=role,
         grids=[g.strip() for g in grids.split(",") if g.strip()],
         display_name=display_name,
+        department=department,
         password=password,
     )
 

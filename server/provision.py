@@ -153,12 +153,14 @@ async def upsert_user(sessions: SessionMaker, user: UserCreate) -> User:
                 display_name=user.display_name,
                 role=Role(user.role),
                 grids=list(user.grids),
+                department=user.department,
                 password_hash=hash_password(user.password),
             )
         else:
             row.display_name = user.display_name
             row.role = Role(user.role)
             row.grids = list(user.grids)
+            row.department = user.department
             row.password_hash = hash_password(user.password)
             row.is_active = True
         session.add(row)

@@ -173,6 +173,9 @@ class Settings:
     taxonomy_file: Path | None = None
     """GRIDPATROL_TAXONOMY_FILE: taxonomy JSON imported by ``gridpatrol setup`` and by
     ``POST /api/taxonomy/reload``; the packaged ``field_schema/data/taxonomy.json`` when unset."""
+    workday_calendar_file: Path | None = None
+    """GRIDPATROL_WORKDAY_CALENDAR: working-day calendar (holidays, adjusted working days) for dispatch
+    deadlines; the packaged ``server/cases/data/workdays_cn.json`` (mainland China) when unset."""
 
     @property
     def is_development(self) -> bool:
@@ -193,6 +196,9 @@ class Settings:
             timezone=env.get("GRIDPATROL_TIMEZONE", "Asia/Shanghai"),
             taxonomy_file=Path(env["GRIDPATROL_TAXONOMY_FILE"]).resolve()
             if env.get("GRIDPATROL_TAXONOMY_FILE")
+            else None,
+            workday_calendar_file=Path(env["GRIDPATROL_WORKDAY_CALENDAR"]).resolve()
+            if env.get("GRIDPATROL_WORKDAY_CALENDAR")
             else None,
             database=DatabaseSettings(
                 url=env.get("GRIDPATROL_DATABASE_URL", f"sqlite:///{data_dir / 'gridpatrol.sqlite3'}"),

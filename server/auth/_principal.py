@@ -14,6 +14,8 @@ class Principal:
     role: Role
     grids: tuple[str, ...]
     display_name: str = ""
+    department: str | None = None
+    """Department code of a ``department`` account."""
 
     @classmethod
     def of(cls, user: User) -> "Principal":
@@ -24,6 +26,7 @@ class Principal:
             role=Role(user.role),
             grids=tuple(user.grids),
             display_name=user.display_name,
+            department=user.department,
         )
 
     @property

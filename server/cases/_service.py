@@ -1,92 +1,91 @@
 """Reading cases for the people allowed to see them (role × grid checked here, once)."""
 
-import base64
-import binascii
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, and_, func, or_, true
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
-from server.cases._schemas import CasePublic, CasesPublic, FindingPublic, PhotoLink
-from server.db.models import CASE_STATE_LABELS, Case, CaseState, Finding, Role, as_utc
+from server.cases._access import CASE_READER_ROLES, CaseAccess
+from server.cases._query import CaseFilters, cursor_clause, encode_cursor, filter_clauses
+from server.cases._schemas import (
+    CaseDetailPublic,
+    CaseEventPublic,
+    CasePublic,
+    CasesPublic,
+    DispatchPublic,
+    FindingPublic,
+    FollowUpPublic,
+    PhotoLink,
+    RefusalPublic,
+)
+from server.cases._transitions import allowed_targets
+from server.db.models import (
+    CASE_STATE_LABELS,
+    SATISFACTION_LABELS,
+    Case,
+    CaseDispatch,
+    CaseEvent,
+    CaseFollowUp,
+    CaseState,
+    Finding,
+    Refusal,
+    Role,
+    Satisfaction,
+    as_utc,
+    utc_now,
+)
 from server.errors import ApiError
 from server.localtime import to_local
 from server.runtime import Runtime
 
-__all__ = ["CASE_READER_ROLES", "CaseReader"]
+__all__ = ["CASE_READER_ROLES", "CaseReader", "photo_url"]
 
-CASE_READER_ROLES = frozenset({Role.GRID_LEADER, Role.ADMIN})
 MAX_PAGE = 200
 
 
-def _encode_cursor(case: Case) -> str:
-    raw = f"{as_utc(case.created_at).isoformat()}|{case.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, _, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), case_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(400, "bad_request", "分页游标无效", "invalid cursor") from exc
-
-
 class CaseReader:
+    """Reads cases for one principal; every query carries the role × grid scope."""
+
     def __init__(self, runtime: Runtime, session: AsyncSession, principal: Principal) -> None:
-        if principal.role not in CASE_READER_ROLES:
-            raise ApiError.forbidden("只有网格长可以查看案件", "only grid leaders may read cases")
+        self.access = CaseAccess(session, principal)
         self.runtime = runtime
         self.session = session
         self.principal = principal
 
-    def _scope_clause(self) -> ColumnElement[bool]:
-        if self.principal.is_admin:
-            return true()
-        grids = list(self.principal.grids)
-        return or_(
-            col(Case.grid_code).in_(grids),
-            and_(col(Case.grid_code).is_(None), col(Case.intake_grid).in_(grids)),
-        )
+    def _check_filters(self, filters: CaseFilters) -> None:
+        principal = self.principal
+        if principal.is_admin:
+            return
+        grid_scoped = principal.role is not Role.DEPARTMENT
+        if filters.grid is not None and grid_scoped and filters.grid not in principal.grids:
+            raise ApiError.forbidden(
+                f"网格 {filters.grid} 不在您的负责范围", f"grid {filters.grid} is outside your scope"
+            )
+        if (
+            filters.department is not None
+            and principal.department is not None
+            and filters.department != principal.department
+        ):
+            raise ApiError.forbidden(
+                f"只能查看派给本部门（{principal.department}）的案件",
+                f"department accounts see only cases dispatched to {principal.department}",
+            )
 
     async def search(
-        self,
-        *,
-        grid: str | None = None,
-        state: CaseState | None = None,
-        concern: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+        self, filters: CaseFilters, *, limit: int = 50, cursor: str | None = None
     ) -> CasesPublic:
-        if grid is not None and not self.principal.is_admin and grid not in self.principal.grids:
-            raise ApiError.forbidden(f"网格 {grid} 不在您的负责范围", f"grid {grid} is outside your scope")
-        filters = [self._scope_clause()]
-        if grid is not None:
-            filters.append(
-                or_(
-                    col(Case.grid_code) == grid,
-                    and_(col(Case.grid_code).is_(None), col(Case.intake_grid) == grid),
-                )
-            )
-        if state is not None:
-            filters.append(col(Case.state) == state)
-        if concern is not None:
-            filters.append(col(Case.concern_code) == concern)
-        count = (await self.session.exec(select(func.count()).select_from(Case).where(*filters))).one()
-        query = select(Case).where(*filters)
+        self._check_filters(filters)
+        now = utc_now()
+        conditions = [self.access.scope_clause(), *filter_clauses(filters, now)]
+        count = (await self.session.exec(select(func.count()).select_from(Case).where(*conditions))).one()
+        query = select(Case).where(*conditions)
         if cursor:
-            created, case_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    col(Case.created_at) < created,
-                    and_(col(Case.created_at) == created, col(Case.id) < case_id),
-                )
-            )
+            query = query.where(cursor_clause(cursor))
         limit = max(1, min(limit, MAX_PAGE))
         rows = list(
             (
@@ -95,18 +94,20 @@ class CaseReader:
                 )
             ).all()
         )
-        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         rows = rows[:limit]
-        findings = await self.findings_of([c.id for c in rows])
+        ids = [c.id for c in rows]
+        findings = await self.findings_of(ids)
+        dispatches = await self.dispatches_of(ids)
         return CasesPublic(
-            data=[self.public(c, findings.get(c.id, [])) for c in rows], count=count, next_cursor=next_cursor
+            data=[self.public(c, findings.get(c.id, []), dispatches.get(c.id, []), now) for c in rows],
+            count=count,
+            next_cursor=next_cursor,
         )
 
     async def get(self, case_id: str) -> Case:
-        case = (await self.session.exec(select(Case).where(Case.id == case_id, self._scope_clause()))).first()
-        if case is None:
-            raise ApiError.not_found("案件不存在或不在您的负责范围", "case not found or outside your scope")
-        return case
+        """The case if the principal may read it (404 otherwise)."""
+        return await self.access.readable(case_id)
 
     async def finding(self, case_id: str, doc_id: str) -> Finding:
         await self.get(case_id)
@@ -133,7 +134,133 @@ class CaseReader:
                 grouped[row.case_id].append(row)
         return grouped
 
-    def public(self, case: Case, findings: Sequence[Finding]) -> CasePublic:
+    async def dispatches_of(self, case_ids: Sequence[str]) -> dict[str, list[CaseDispatch]]:
+        if not case_ids:
+            return {}
+        rows = (
+            await self.session.exec(
+                select(CaseDispatch)
+                .where(col(CaseDispatch.case_id).in_(case_ids))
+                .order_by(col(CaseDispatch.id))
+            )
+        ).all()
+        grouped: dict[str, list[CaseDispatch]] = defaultdict(list)
+        for row in rows:
+            grouped[row.case_id].append(row)
+        return grouped
+
+    async def detail(self, case: Case) -> CaseDetailPublic:
+        """Everything about one case: findings, dispatches, follow-ups, audit trail, refusals."""
+        now = utc_now()
+        zone = self.runtime.settings.timezone
+        findings = (await self.findings_of([case.id])).get(case.id, [])
+        dispatches = (await self.dispatches_of([case.id])).get(case.id, [])
+        events = (
+            await self.session.exec(
+                select(CaseEvent).where(col(CaseEvent.case_id) == case.id).order_by(col(CaseEvent.id))
+            )
+        ).all()
+        follow_ups = (
+            await self.session.exec(
+                select(CaseFollowUp)
+                .where(col(CaseFollowUp.case_id) == case.id)
+                .order_by(col(CaseFollowUp.id))
+            )
+        ).all()
+        doc_ids = [f.doc_id for f in findings]
+        refusals = (
+            (
+                await self.session.exec(
+                    select(Refusal).where(col(Refusal.doc_id).in_(doc_ids)).order_by(col(Refusal.id))
+                )
+            ).all()
+            if doc_ids
+            else []
+        )
+        base = self.public(case, findings, dispatches, now)
+        return CaseDetailPublic(
+            **base.model_dump(),
+            allowed_transitions=[str(s) for s in allowed_targets(CaseState(case.state), self.principal.role)]
+            if self.access.in_write_scope(case)
+            else [],
+            events=[
+                CaseEventPublic(
+                    id=e.id or 0,
+                    at=to_local(e.at, zone),
+                    actor=e.actor,
+                    action=e.action,
+                    from_state=e.from_state,
+                    to_state=e.to_state,
+                    reason=e.reason,
+                    details=dict(e.details),
+                )
+                for e in events
+            ],
+            follow_ups=[self.follow_up_public(f) for f in follow_ups],
+            refusals=[
+                RefusalPublic(
+                    doc_id=r.doc_id,
+                    rev=r.rev,
+                    username=r.username,
+                    rule=r.rule,
+                    field=r.field,
+                    reason_zh=r.reason_zh,
+                    reason_en=r.reason_en,
+                    created_at=to_local(r.created_at, zone),
+                )
+                for r in refusals
+            ],
+        )
+
+    def follow_up_public(self, row: CaseFollowUp) -> FollowUpPublic:
+        label_zh, label_en = SATISFACTION_LABELS[Satisfaction(row.satisfaction)]
+        return FollowUpPublic(
+            id=row.id or 0,
+            at=to_local(row.at, self.runtime.settings.timezone),
+            recorded_by=row.recorded_by,
+            method=row.method,
+            satisfaction=str(row.satisfaction),
+            satisfaction_label_zh=label_zh,
+            satisfaction_label_en=label_en,
+            resident_comment=row.resident_comment,
+            note=row.note,
+        )
+
+    def dispatch_public(self, row: CaseDispatch, now: datetime) -> DispatchPublic:
+        zone = self.runtime.settings.timezone
+        department = self.runtime.taxonomy.departments.get(row.department_code)
+
+        def local(value: datetime | None) -> datetime | None:
+            return to_local(value, zone) if value is not None else None
+
+        return DispatchPublic(
+            id=row.id or 0,
+            department_code=row.department_code,
+            department_name_zh=department.name_zh if department else None,
+            department_name_en=department.name_en if department else None,
+            state=str(row.state),
+            instructions=row.instructions,
+            working_days=row.working_days,
+            dispatched_by=row.dispatched_by,
+            dispatched_at=to_local(row.dispatched_at, zone),
+            deadline_at=to_local(row.deadline_at, zone),
+            deadline_provisional=row.deadline_provisional,
+            overdue=row.reported_at is None and as_utc(row.deadline_at) < now,
+            acknowledged_by=row.acknowledged_by,
+            acknowledged_at=local(row.acknowledged_at),
+            reported_by=row.reported_by,
+            reported_at=local(row.reported_at),
+            report=row.report,
+        )
+
+    def public(
+        self,
+        case: Case,
+        findings: Sequence[Finding],
+        dispatches: Sequence[CaseDispatch] = (),
+        now: datetime | None = None,
+    ) -> CasePublic:
+        now = now or utc_now()
         zone = self.runtime.settings.timezone
         index = self.runtime.grids.index
         area = index.by_code.get(case.grid_code) if index is not None and case.grid_code else None
@@ -157,6 +284,7 @@ class CaseReader:
             )
             for f in findings
         ]
+        public_dispatches = [self.dispatch_public(d, now) for d in dispatches]
         first_photo = next((p.url for f in public_findings if not f.deleted for p in f.photos), None)
         return CasePublic(
             id=case.id,
@@ -180,7 +308,10 @@ class CaseReader:
             created_at=to_local(case.created_at, zone),
             updated_at=to_local(case.updated_at, zone),
             photo_url=first_photo,
+            version=case.version,
+            overdue=any(d.overdue for d in public_dispatches),
             findings=public_findings,
+            dispatches=public_dispatches,
         )
 
 

@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 
 from server.auth import AuthFailure, Principal
+from server.db.models import Role
 from server.gateway._admin import (
     DESIGN_FUNCTIONS,
     check_design_function,
@@ -105,6 +106,11 @@ async def _dispatch(request: Request[Any, Any, Any], runtime: Runtime, path: Cou
         return await session_endpoint(request, runtime)
     principal = await authenticate(request, runtime)
     request.scope[_PRINCIPAL_KEY] = principal  # type: ignore[literal-required]
+    if principal.role is Role.DEPARTMENT:
+        raise GatewayError.forbidden(
+            "部门账号通过案件接口签收和反馈，不能同步巡查数据",
+            "department accounts acknowledge and report through the case API; they cannot sync",
+        )
     await runtime.refresh()
     assert path.db is not None
     if path.db.startswith("_"):

@@ -16,6 +16,9 @@ from server.taxonomy._schemas import (
     ConcernChanged,
     ConcernCreate,
     ConcernUpdate,
+    DepartmentChanged,
+    DepartmentCreate,
+    DepartmentUpdate,
     ReloadReport,
     TaxonomyChangesPublic,
     TaxonomyPublic,
@@ -53,6 +56,23 @@ class TaxonomyController(Controller):
         data: CategoryUpdate,
     ) -> CategoryChanged:
         return await TaxonomyAdmin(runtime, session, principal).update_category(code, data)
+
+    @post("/departments", summary="Add a department that cases can be dispatched to (code never reused)")
+    async def add_department(
+        self, runtime: Runtime, session: AsyncSession, principal: Principal, data: DepartmentCreate
+    ) -> DepartmentChanged:
+        return await TaxonomyAdmin(runtime, session, principal).add_department(data)
+
+    @patch("/departments/{code:str}", summary="Rename, retire or reinstate a department")
+    async def update_department(
+        self,
+        runtime: Runtime,
+        session: AsyncSession,
+        principal: Principal,
+        code: CodeParam,
+        data: DepartmentUpdate,
+    ) -> DepartmentChanged:
+        return await TaxonomyAdmin(runtime, session, principal).update_department(code, data)
 
     @post("/concerns", summary="Add a concern (code allocated in its category when omitted; never reused)")
     async def add_concern(

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from field_schema import CATEGORY_CODE_PATTERN, CONCERN_CODE_PATTERN, Severity
+from field_schema import CATEGORY_CODE_PATTERN, CONCERN_CODE_PATTERN, DEPARTMENT_CODE_PATTERN, Severity
 
 __all__ = [
     "CategoryChanged",
@@ -16,7 +16,10 @@ __all__ = [
     "ConcernCreate",
     "ConcernPublic",
     "ConcernUpdate",
+    "DepartmentChanged",
+    "DepartmentCreate",
     "DepartmentPublic",
+    "DepartmentUpdate",
     "ReloadReport",
     "TaxonomyChangePublic",
     "TaxonomyChangesPublic",
@@ -38,6 +41,26 @@ class DepartmentPublic(BaseModel):
     name_zh: str
     name_en: str
     retired: bool
+
+
+class DepartmentCreate(_Input):
+    code: Annotated[str, Field(pattern=DEPARTMENT_CODE_PATTERN)]
+    """Stable code used by dispatches and department accounts (e.g. ``police``); never reused."""
+    name_zh: Name
+    name_en: Name
+
+
+class DepartmentUpdate(_Input):
+    name_zh: Name | None = None
+    name_en: Name | None = None
+    retired: bool | None = None
+    """A retired department gets no new dispatches; its old ones stay on their cases."""
+
+
+class DepartmentChanged(BaseModel):
+    department: DepartmentPublic
+    revision: int
+    published: bool
 
 
 class CategoryPublic(BaseModel):

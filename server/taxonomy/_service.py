@@ -22,7 +22,10 @@ from server.taxonomy._schemas import (
     ConcernCreate,
     ConcernPublic,
     ConcernUpdate,
+    DepartmentChanged,
+    DepartmentCreate,
     DepartmentPublic,
+    DepartmentUpdate,
     ReloadReport,
     TaxonomyChangePublic,
     TaxonomyChangesPublic,
@@ -115,6 +118,27 @@ class TaxonomyAdmin:
         taxonomy, published = await self._write(entries, [change] if change else [])
         return CategoryChanged(
             category=_category(taxonomy, code), revision=taxonomy.revision, published=published
+        )
+
+    async def add_department(self, body: DepartmentCreate) -> DepartmentChanged:
+        entries = await read_entries(self.session)
+        self._unused(entries, "department", body.code)
+        data = {"code": body.code, "name_zh": body.name_zh, "name_en": body.name_en, "retired": False}
+        taxonomy, published = await self._write(
+            entries, [EntryChange("department", body.code, "added", None, data, None)]
+        )
+        return DepartmentChanged(
+            department=_department(taxonomy, body.code), revision=taxonomy.revision, published=published
+        )
+
+    async def update_department(self, code: str, body: DepartmentUpdate) -> DepartmentChanged:
+        entries = await read_entries(self.session)
+        change = self._edit(
+            entries, "department", code, body.model_dump(exclude_unset=True), ("部门", "department")
+        )
+        taxonomy, published = await self._write(entries, [change] if change else [])
+        return DepartmentChanged(
+            department=_department(taxonomy, code), revision=taxonomy.revision, published=published
         )
 
     async def add_concern(self, body: ConcernCreate) -> ConcernChanged:
@@ -250,6 +274,10 @@ def _conflict() -> ApiError:
     return ApiError(
         409, "conflict", "分类刚被他人修改，请刷新后重试", "the taxonomy changed meanwhile; reload and retry"
     )
+
+
+def _department(taxonomy: Taxonomy, code: str) -> DepartmentPublic:
+    return DepartmentPublic.model_validate(taxonomy.departments[code], from_attributes=True)
 
 
 def _category(taxonomy: Taxonomy, code: str) -> CategoryPublic:

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal, hash_password
-from server.db.models import User, UserCreate, UserPublic, UserUpdate
+from server.db.models import Role, User, UserCreate, UserPublic, UserUpdate, check_department
 from server.errors import ApiError
 from server.runtime import Runtime
 
@@ -27,6 +27,18 @@ def _check_grids(runtime: Runtime, grids: list[str]) -> None:
     unknown = [code for code in grids if code not in known]
     if unknown:
         raise ApiError(400, "bad_request", f"未知的网格代码 {unknown}", f"unknown grid codes {unknown}")
+
+
+def _check_department(runtime: Runtime, role: Role | str, department: str | None, grids: list[str]) -> None:
+    try:
+        check_department(role, department, grids)
+    except ValueError as exc:
+        en, _, zh = str(exc).partition(" / ")
+        raise ApiError(400, "bad_request", zh, en) from exc
+    if department is not None and department not in runtime.taxonomy.departments:
+        raise ApiError(
+            400, "bad_request", f"未知的部门代码 {department}", f"unknown department code {department}"
+        )
 
 
 def _public(user: User) -> UserPublic:
@@ -61,11 +73,13 @@ class UserController(Controller):
     ) -> UserPublic:
         _require_admin(principal)
         _check_grids(runtime, list(data.grids))
+        _check_department(runtime, data.role, data.department, list(data.grids))
         user = User(
             username=data.username,
             display_name=data.display_name,
             role=data.role,
             grids=list(data.grids),
+            department=data.department,
             password_hash=hash_password(data.password),
         )
         session.add(user)
@@ -93,6 +107,7 @@ class UserController(Controller):
         password = changes.pop("password", None)
         for key, value in changes.items():
             setattr(user, key, value)
+        _check_department(runtime, user.role, user.department, list(user.grids))
         if password:
             user.password_hash = hash_password(password)
         session.add(user)

@@ -12,18 +12,37 @@ from server.db.models._case import (
 )
 from server.db.models._common import as_utc, utc_now
 from server.db.models._counter import NumberCounter
+from server.db.models._dispatch import (
+    SATISFACTION_LABELS,
+    CaseDispatch,
+    CaseFollowUp,
+    DispatchState,
+    Satisfaction,
+)
 from server.db.models._grid import GridArea
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
-from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic, UserUpdate
+from server.db.models._user import (
+    Role,
+    User,
+    UserBase,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    check_department,
+)
 
 __all__ = [
     "CASE_STATE_LABELS",
+    "SATISFACTION_LABELS",
     "AdminAudit",
     "Case",
     "CaseBase",
+    "CaseDispatch",
     "CaseEvent",
+    "CaseFollowUp",
     "CaseState",
+    "DispatchState",
     "FeedCheckpoint",
     "Finding",
     "FindingRevision",
@@ -32,6 +51,7 @@ __all__ = [
     "NumberCounter",
     "Refusal",
     "Role",
+    "Satisfaction",
     "TaxonomyChange",
     "TaxonomyEntry",
     "TaxonomyRevision",
@@ -41,5 +61,6 @@ __all__ = [
     "UserPublic",
     "UserUpdate",
     "as_utc",
+    "check_department",
     "utc_now",
 ]

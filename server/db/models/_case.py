@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.db.models._common import utc_field
@@ -63,11 +63,20 @@ class CaseBase(SQLModel):
 
 class Case(CaseBase, table=True):
     __tablename__ = "cases"
+    __table_args__ = (
+        # The list's order (newest first, id tie-break) and its most common filters.
+        Index("ix_cases_created_id", "created_at", "id"),
+        Index("ix_cases_grid_created_id", "grid_code", "created_at", "id"),
+        Index("ix_cases_state_created_id", "state", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     case_no: str = Field(unique=True, max_length=32)
     created_at: datetime = utc_field(index=True)
     updated_at: datetime = utc_field()
+    version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """Moves on every state change and dispatch: writers compare-and-set it, so two leaders acting
+    at once cannot both win."""
 
 
 class Finding(SQLModel, table=True):

@@ -1,0 +1,139 @@
+"""The case list's filters and its cursor, as SQL conditions (combined with AND).
+
+Order is newest first with the id as tie-break (``created_at DESC, id DESC``, served by the
+``ix_cases_*_created_id`` indexes). The cursor is the last row's (created_at, id): cases that
+arrive later sort before it, so a cursor stays valid and pages neither repeat nor skip rows.
+"""
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, exists, not_, or_
+from sqlmodel import col
+
+from server.db.models import Case, CaseDispatch, CaseState, Finding, as_utc
+from server.errors import ApiError
+
+__all__ = ["BBox", "CaseFilters", "decode_cursor", "encode_cursor", "filter_clauses", "overdue_clause"]
+
+_LIKE_ESCAPE = "\\"
+
+
+def encode_cursor(case: Case) -> str:
+    raw = f"{as_utc(case.created_at).isoformat()}|{case.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, sep, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        if not sep or not case_id:
+            raise ValueError(cursor)
+        return datetime.fromisoformat(created), case_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "bad_request", "分页游标无效", "invalid cursor") from exc
+
+
+def cursor_clause(cursor: str) -> ColumnElement[bool]:
+    created, case_id = decode_cursor(cursor)
+    return or_(
+        col(Case.created_at) < created,
+        and_(col(Case.created_at) == created, col(Case.id) < case_id),
+    )
+
+
+@dataclass(frozen=True)
+class BBox:
+    """WGS-84 bounding box."""
+
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    @classmethod
+    def parse(cls, text: str) -> "BBox":
+        try:
+            min_lon, min_lat, max_lon, max_lat = (float(part) for part in text.split(","))
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                "bad_request",
+                "bbox 应为 最小经度,最小纬度,最大经度,最大纬度（WGS-84）",
+                "bbox must be min_lon,min_lat,max_lon,max_lat (WGS-84)",
+            ) from exc
+        if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+            raise ApiError(400, "bad_request", "bbox 范围无效", "bbox corners out of range or swapped")
+        return cls(min_lon, min_lat, max_lon, max_lat)
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    grid: str | None = None
+    micro_grid: str | None = None
+    state: CaseState | None = None
+    concern: str | None = None
+    department: str | None = None
+    overdue: bool | None = None
+    bbox: BBox | None = None
+    text: str | None = None
+
+
+def overdue_clause(now: datetime) -> ColumnElement[bool]:
+    """The case has a dispatch whose deadline passed without a report."""
+    return exists().where(
+        col(CaseDispatch.case_id) == col(Case.id),
+        col(CaseDispatch.reported_at).is_(None),
+        col(CaseDispatch.deadline_at) < now,
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if filters.grid is not None:
+        clauses.append(
+            or_(
+                col(Case.grid_code) == filters.grid,
+                and_(col(Case.grid_code).is_(None), col(Case.intake_grid) == filters.grid),
+            )
+        )
+    if filters.micro_grid is not None:
+        clauses.append(col(Case.micro_grid_code) == filters.micro_grid)
+    if filters.state is not None:
+        clauses.append(col(Case.state) == filters.state)
+    if filters.concern is not None:
+        clauses.append(col(Case.concern_code) == filters.concern)
+    if filters.department is not None:
+        clauses.append(
+            exists().where(
+                col(CaseDispatch.case_id) == col(Case.id),
+                col(CaseDispatch.department_code) == filters.department,
+            )
+        )
+    if filters.overdue is not None:
+        clause = overdue_clause(now)
+        clauses.append(clause if filters.overdue else not_(clause))
+    if filters.bbox is not None:
+        box = filters.bbox
+        clauses.append(col(Case.lon).between(box.min_lon, box.max_lon))
+        clauses.append(col(Case.lat).between(box.min_lat, box.max_lat))
+    if filters.text:
+        pattern = _like(filters.text)
+        clauses.append(
+            or_(
+                col(Case.summary).ilike(pattern, escape=_LIKE_ESCAPE),
+                col(Case.case_no).ilike(pattern, escape=_LIKE_ESCAPE),
+                exists().where(
+                    col(Finding.case_id) == col(Case.id),
+                    col(Finding.note).ilike(pattern, escape=_LIKE_ESCAPE),
+                ),
+            )
+        )
+    return clauses
