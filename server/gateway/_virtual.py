@@ -313,10 +313,14 @@ class VirtualDatabase:
     async def source_of(self, doc_id: str) -> Source:
         if self.hidden(doc_id):
             raise GatewayError.not_found()
-        homes = await self.home_of([doc_id])
-        if doc_id not in homes:
-            raise GatewayError.not_found()
-        source = homes[doc_id][0]
+        remembered = self.runtime.doc_homes.home(doc_id)
+        source = next((s for s in self.sources if s.db == remembered), None)
+        if source is None:
+            homes = await self.home_of([doc_id])
+            if doc_id not in homes:
+                raise GatewayError.not_found()
+            source = homes[doc_id][0]
+            self.runtime.doc_homes.remember(doc_id, source.db)
         if self.visibility.filters(source.grid):
             current = await self.couch.all_docs(source.db, keys=[doc_id], params={"include_docs": True})
             row = current["rows"][0]
