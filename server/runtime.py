@@ -22,6 +22,7 @@ from server.db import SessionMaker, make_engine, make_session_maker
 from server.db.models import GridArea
 from server.settings import Settings
 from sync.couch import CouchClient
+from sync.db_infos import DbInfoCache
 from sync.homes import DocHomes
 from sync.link_budget import LinkBudgets
 from sync.notifier import ChangeNotifier
@@ -98,6 +99,7 @@ class Runtime:
     _backend: str | None = None
     _link_budgets: LinkBudgets | None = None
     doc_homes: DocHomes = field(default_factory=DocHomes)
+    db_infos: DbInfoCache = field(default_factory=DbInfoCache)
     metrics: Metrics = field(default_factory=Metrics)
     """Which database each recently seen document lives in (see the gateway's bulk_get)."""
     _taxonomy_checked_at: float = 0.0

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
 from geo import GridIndex, to_wgs84
 from server.db.models import Case, CaseEvent, CaseState, Finding, FindingRevision, utc_now
-from server.localtime import to_local
+from sync.case_numbers import allocate_case_numbers
 
 __all__ = ["WORKER_ACTOR", "ChangeOutcome", "apply_change"]
 
@@ -41,11 +41,6 @@ def _parse_time(value: Any) -> datetime:
         except ValueError:
             return utc_now()
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _case_no(grid: str | None, case_id: str, zone: str) -> str:
-    day = to_local(utc_now(), zone).strftime("%Y%m%d")
-    return f"{grid or 'UNASSIGNED'}-{day}-{case_id[:6].upper()}"
 
 
 async def apply_change(
@@ -132,7 +127,7 @@ async def _create(
     grid = assignment.grid if assignment else None
     case = Case(
         id=case_id,
-        case_no=_case_no(grid, case_id, timezone),
+        case_no=(await allocate_case_numbers(session, grid, zone=timezone))[0],
         grid_code=grid,
         micro_grid_code=assignment.micro_grid if assignment else None,
         intake_grid=source_grid,

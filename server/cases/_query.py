@@ -10,7 +10,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_
+from sqlalchemy import ColumnElement, and_, not_, or_
 from sqlmodel import col, select
 
 from server.db.models import Case, CaseDispatch, CaseState, Finding, as_utc
@@ -144,9 +144,8 @@ def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bo
             or_(
                 col(Case.summary).ilike(pattern, escape=_LIKE_ESCAPE),
                 col(Case.case_no).ilike(pattern, escape=_LIKE_ESCAPE),
-                exists().where(
-                    col(Finding.case_id) == col(Case.id),
-                    col(Finding.note).ilike(pattern, escape=_LIKE_ESCAPE),
+                col(Case.id).in_(
+                    select(Finding.case_id).where(col(Finding.note).ilike(pattern, escape=_LIKE_ESCAPE))
                 ),
             )
         )

@@ -5,6 +5,7 @@ Only complete JSON bodies are compressed. Streams are left alone: photos do not 
 must count identity bytes, and longpoll heartbeats must reach proxies as soon as they are sent.
 """
 
+import asyncio
 import gzip
 from typing import Any, cast
 
@@ -14,6 +15,15 @@ __all__ = ["MIN_COMPRESSED_BYTES", "gzip_json"]
 
 MIN_COMPRESSED_BYTES = 1024
 _LEVEL = 6
+_IN_THREAD_BYTES = 256 * 1024
+"""Bigger bodies (``_bulk_get`` with photos) are compressed off the event loop: zlib releases the
+GIL, so other tablets are served meanwhile."""
+
+
+async def _compress(body: bytes) -> bytes:
+    if len(body) < _IN_THREAD_BYTES:
+        return gzip.compress(body, compresslevel=_LEVEL)
+    return await asyncio.to_thread(gzip.compress, body, _LEVEL)
 
 
 def _accepts_gzip(scope: Scope) -> bool:
@@ -52,7 +62,7 @@ def gzip_json(app: ASGIApp) -> ASGIApp:
                 await send(cast("Message", pending))
                 await send(message)
                 return
-            compressed = gzip.compress(body, compresslevel=_LEVEL)
+            compressed = await _compress(body)
             vary = b", ".join(v for v in (names.get(b"vary"), b"Accept-Encoding") if v)
             headers = [(n, v) for n, v in headers if n.lower() not in {b"content-length", b"vary"}]
             headers += [

@@ -14,6 +14,7 @@ from server.auth import Principal
 from server.db.models import Refusal as RefusalRow
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push, locate_batch
 from server.gateway._scope import Lane, Source
+from server.gateway._visibility import Visibility
 from server.runtime import GridState, Runtime
 
 __all__ = ["PushService"]
@@ -31,6 +32,7 @@ class PushService:
             taxonomy=runtime.taxonomy,
             max_attachment_bytes=runtime.settings.gateway.max_attachment_bytes,
             couch=runtime.settings.couch,
+            micro_limits=Visibility(principal, runtime.grids).limits,
         )
 
     async def _stored(self, doc_ids: Sequence[str]) -> dict[str, tuple[Source, dict[str, Any] | None]]:
@@ -73,6 +75,8 @@ class PushService:
                 for db, indexes in groups.items()
             )
         )
+        for db in groups:
+            self.runtime.db_infos.forget(db)
         backend: dict[int, dict[str, Any]] = {}
         for (_, indexes), answer in zip(groups.items(), written, strict=True):
             backend.update(_align(indexes, [docs[i] for i in indexes], answer, new_edits=new_edits))

@@ -6,7 +6,7 @@ PouchDB shows the reason to the person and never sends the document again.
 
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from field_schema import (
@@ -53,6 +53,8 @@ class PushContext:
     taxonomy: Taxonomy
     max_attachment_bytes: int
     couch: CouchSettings
+    micro_limits: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Grid → the only micro-grids the user works in there (grids they hold whole are absent)."""
 
     @property
     def grid_sources(self) -> list[Source]:
@@ -240,6 +242,10 @@ def _place(
     doc: Mapping[str, Any], home: Source | None, ctx: PushContext, assignment: Assignment | None
 ) -> Placement | Refusal:
     placed = _place_in_grid(doc, home, ctx, assignment)
+    if home is None and isinstance(placed, Placement) and doc.get("type") not in EMERGENCY_TYPES:
+        refused = _outside_micro_grids(doc, placed.source, ctx, assignment)
+        if refused is not None:
+            return refused
     if home is not None or isinstance(placed, Refusal) or not is_urgent(doc, ctx.taxonomy):
         return placed
     # A new urgent finding or alert goes to the alerts database of the grid where it happened, which
@@ -294,6 +300,39 @@ def _place_in_grid(
         )
     # Outside every grid: keep it in the user's hinted (or first) grid; the worker queues it as unassigned.
     return _fallback(home, hint, ctx)
+
+
+def _outside_micro_grids(
+    doc: Mapping[str, Any], target: Source, ctx: PushContext, assignment: Assignment | None
+) -> Refusal | None:
+    """A user scoped to some micro-grids of a grid creates documents there only. A point whose
+    accuracy circle crosses a grid boundary is given the benefit of the doubt, as for grids."""
+    allowed = ctx.micro_limits.get(target.grid or "")
+    location = doc.get("location")
+    if not allowed or ctx.grid_index is None:
+        return None
+    if isinstance(location, Mapping):
+        if assignment is None:
+            lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+            assignment = ctx.grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
+        if assignment.status is not AssignmentStatus.ASSIGNED or assignment.micro_grid is None:
+            return None
+        micro, field_name = assignment.micro_grid, "location"
+    else:
+        hint = doc.get("micro_grid_hint")
+        if not isinstance(hint, str) or not hint:
+            return None
+        micro, field_name = hint, "micro_grid_hint"
+    if micro in allowed:
+        return None
+    zh, en = ctx.grid_label(micro)
+    yours = "、".join(sorted(allowed))
+    return Refusal(
+        "outside_scope",
+        f"{field_name} 位于微网格{zh}，您只负责微网格 {yours}",
+        f"{field_name} lies in micro-grid {en}; you work only in micro-grids {', '.join(sorted(allowed))}",
+        field_name,
+    )
 
 
 def _grid_hint(doc: Mapping[str, Any], ctx: PushContext) -> str | None:

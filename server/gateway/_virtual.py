@@ -116,11 +116,21 @@ class VirtualDatabase:
         }
         return positions, infos
 
+    async def _cached_info(self, db: str) -> dict[str, Any]:
+        cache = self.runtime.db_infos
+        info = cache.get(db)
+        if info is None:
+            info = await self.couch.db_info(db)
+            cache.put(db, info)
+        return info
+
     async def info(self) -> dict[str, Any]:
         if self.direct:
-            info: dict[str, Any] = await self.couch.db_info(self.sources[0].db)
-            return info
-        positions, infos = await self.positions_now()
+            return await self.couch.db_info(self.sources[0].db)
+        infos = list(await asyncio.gather(*(self._cached_info(s.db) for s in self.sources)))
+        positions: Positions = {
+            s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)
+        }
         return {
             "db_name": self.name,
             "update_seq": self.seqs.encode(positions),
@@ -303,10 +313,14 @@ class VirtualDatabase:
     async def source_of(self, doc_id: str) -> Source:
         if self.hidden(doc_id):
             raise GatewayError.not_found()
-        homes = await self.home_of([doc_id])
-        if doc_id not in homes:
-            raise GatewayError.not_found()
-        source = homes[doc_id][0]
+        remembered = self.runtime.doc_homes.home(doc_id)
+        source = next((s for s in self.sources if s.db == remembered), None)
+        if source is None:
+            homes = await self.home_of([doc_id])
+            if doc_id not in homes:
+                raise GatewayError.not_found()
+            source = homes[doc_id][0]
+            self.runtime.doc_homes.remember(doc_id, source.db)
         if self.visibility.filters(source.grid):
             current = await self.couch.all_docs(source.db, keys=[doc_id], params={"include_docs": True})
             row = current["rows"][0]

@@ -31,6 +31,11 @@ class Visibility:
                     micro.setdefault(parent, set()).add(code)
         self._micro = {grid: codes for grid, codes in micro.items() if grid not in whole}
 
+    @property
+    def limits(self) -> dict[str, frozenset[str]]:
+        """Grid → the only micro-grids the user works in there."""
+        return {grid: frozenset(codes) for grid, codes in self._micro.items()}
+
     def micro_grids(self, grid: str | None) -> set[str] | None:
         """The micro-grids the user is limited to in ``grid``; None when they see the whole grid."""
         return self._micro.get(grid) if grid is not None else None

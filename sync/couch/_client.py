@@ -94,8 +94,15 @@ class CouchClient:
     ) -> None:
         auth = httpx.BasicAuth(username, password) if username else None
         self.url = url.rstrip("/")
+        # CouchDB sits next to us: compressing its answers would only cost CPU on both sides (the
+        # gateway compresses what it sends to tablets itself).
         self._http = httpx.AsyncClient(
-            base_url=self.url, auth=auth, timeout=timeout, limits=limits, transport=transport
+            base_url=self.url,
+            auth=auth,
+            timeout=timeout,
+            limits=limits,
+            transport=transport,
+            headers={"Accept-Encoding": "identity"},
         )
 
     async def __aenter__(self) -> "CouchClient":

@@ -1,10 +1,13 @@
 """Pure parts of the gateway: sequence tokens, path splitting."""
 
+import time
+
 import pytest
 
 from server.gateway._errors import GatewayError
 from server.gateway._paths import CouchPath, parse_couch_path
 from server.gateway._seq import decode_seq, encode_seq
+from sync.db_infos import DbInfoCache
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +61,14 @@ def test_invalid_utf8_in_path_is_a_400() -> None:
     with pytest.raises(GatewayError) as info:
         parse_couch_path(b"/sync/field/%ff%fe", "/sync")
     assert info.value.status == 400
+
+
+def test_db_info_cache_keeps_answers_for_its_ttl_and_forgets_on_write() -> None:
+    cache = DbInfoCache(ttl_s=0.05)
+    cache.put("gp_grid_zr01", {"update_seq": "3-x"})
+    assert cache.get("gp_grid_zr01") == {"update_seq": "3-x"}
+    cache.forget("gp_grid_zr01")
+    assert cache.get("gp_grid_zr01") is None
+    cache.put("gp_grid_zr01", {"update_seq": "4-x"})
+    time.sleep(0.06)
+    assert cache.get("gp_grid_zr01") is None

@@ -198,3 +198,34 @@ def test_urgent_findings_take_the_alert_lane_and_stay_there() -> None:
     assert decide_push(dict(urgent, note="已处理"), urgent, lane, _ctx()) == Placement(lane)
     routine = hazard("vol1", severity="low", concern="04-07")
     assert decide_push(routine, None, None, _ctx()) == Placement(ZR01)
+
+
+def _micro_point(code: str) -> tuple[float, float]:
+    inner = INDEX.area(code).geometry.representative_point()
+    return (inner.x, inner.y)
+
+
+def test_user_scoped_to_micro_grids_creates_findings_only_there() -> None:
+    home = INDEX.assign(*ZR01_POINT).micro_grid
+    assert home is not None
+    other = next(a.code for a in INDEX.by_code.values() if a.parent == "ZR01" and a.code != home)
+    principal = Principal(id=1, username="vol1", role=Role.VOLUNTEER, grids=(home,))
+    ctx = PushContext(
+        principal,
+        [REF, ZR01],
+        INDEX,
+        load_taxonomy(),
+        max_attachment_bytes=8192,
+        couch=COUCH,
+        micro_limits={"ZR01": frozenset({home})},
+    )
+    assert decide_push(hazard("vol1", accuracy_m=1.0), None, None, ctx) == Placement(ZR01)
+    refused = decide_push(hazard("vol1", point=_micro_point(other), accuracy_m=1.0), None, None, ctx)
+    assert isinstance(refused, Refusal)
+    assert (refused.rule, refused.field) == ("outside_scope", "location")
+    assert other in refused.reason_zh and home in refused.reason_zh
+    by_hint = decide_push(follow_up("vol1", grid_hint=None, micro_grid_hint=other), None, None, ctx)
+    assert isinstance(by_hint, Refusal) and by_hint.field == "micro_grid_hint"
+    # An alert is filed wherever it happened, micro-grid scope or not.
+    alert = missing_person("vol1", point=_micro_point(other))
+    assert isinstance(decide_push(alert, None, None, ctx), Placement)

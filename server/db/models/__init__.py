@@ -11,6 +11,7 @@ from server.db.models._case import (
     FindingRevision,
 )
 from server.db.models._common import as_utc, utc_now
+from server.db.models._counter import NumberCounter
 from server.db.models._dispatch import (
     SATISFACTION_LABELS,
     CaseDispatch,
@@ -47,6 +48,7 @@ __all__ = [
     "FindingRevision",
     "GridArea",
     "LocalDoc",
+    "NumberCounter",
     "Refusal",
     "Role",
     "Satisfaction",

@@ -1,0 +1,59 @@
+"""A volunteer scoped to one micro-grid: pulls only that micro-grid's documents (and their own),
+and creates documents only there — through the gateway, with the real PouchDB client."""
+
+import pytest
+
+from server.db.models import Role
+from tests.conftest import TabletFactory
+from tests.support import stack as stack_support
+from tests.support.docs import ZR01_POINT, hazard
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+async def test_micro_grid_volunteer_sees_and_writes_only_their_micro_grid(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    index = stack.runtime.grids.index
+    assert index is not None
+    home = index.assign(*ZR01_POINT).micro_grid
+    assert home is not None
+    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
+    inner = other.geometry.representative_point()
+    other_point = (inner.x, inner.y)
+
+    user = stack_support.TestUser("micro1", "micro1-password", Role.VOLUNTEER, (home,))
+    async with stack.http("root") as admin:
+        created = await admin.post(
+            "/api/users",
+            json={"username": user.username, "password": user.password, "role": "volunteer", "grids": [home]},
+        )
+        assert created.status_code == 201, created.text
+    stack.users[user.username] = user
+
+    colleague = await tablet_factory("vol1")
+    await colleague.put(hazard("vol1", doc_id="in-home-micro", accuracy_m=1.0))
+    await colleague.put(hazard("vol1", doc_id="in-other-micro", point=other_point, accuracy_m=1.0))
+    assert (await colleague.push())["docs_written"] == 2
+
+    tablet = await tablet_factory("micro1")
+    await tablet.put(hazard("micro1", doc_id="mine-at-home", accuracy_m=1.0))
+    await tablet.put(hazard("micro1", doc_id="mine-elsewhere", point=other_point, accuracy_m=1.0))
+    pushed = await tablet.push()
+    assert pushed["docs_written"] == 1
+    assert pushed["doc_write_failures"] == 1
+    assert other.code in pushed["errors"][0]["message"]
+
+    assert (await tablet.pull())["ok"] is True
+    ids = {row["id"] for row in (await tablet.call("all_docs"))["rows"]}
+    assert {"in-home-micro", "mine-at-home"} <= ids
+    assert "in-other-micro" not in ids
+    # The refused document stays on the tablet for the volunteer to fix or discuss.
+    assert "mine-elsewhere" in ids
+
+    async with stack.http("lead1") as leader:
+        refusals = (await leader.get("/api/refusals")).json()
+    assert [(r["username"], r["doc_id"], r["rule"]) for r in refusals["data"]] == [
+        ("micro1", "mine-elsewhere", "outside_scope")
+    ]
