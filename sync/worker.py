@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.db.models import FeedCheckpoint, utc_now
 from server.runtime import Runtime
 from sync.couch import CouchError
-from sync.merge import apply_change
+from sync.merge import apply_page
 from sync.writeback import publish_statuses
 
 __all__ = ["ChangeFollower", "FeedStats"]
@@ -94,19 +94,19 @@ class ChangeFollower:
         if not rows and last_seq == (since or "0"):
             return 0
         async with self.runtime.sessions() as session, session.begin():
-            for row in rows:
-                outcome = await apply_change(
-                    session,
-                    source_db=db,
-                    source_grid=grid,
-                    row=row,
-                    grid_index=self.runtime.grids.index,
-                    taxonomy=self.runtime.taxonomy,
-                    timezone=settings.timezone,
-                )
+            outcomes = await apply_page(
+                session,
+                source_db=db,
+                source_grid=grid,
+                rows=rows,
+                grid_index=self.runtime.grids.index,
+                taxonomy=self.runtime.taxonomy,
+                timezone=settings.timezone,
+            )
+            for outcome in outcomes:
                 stats.outcomes[outcome.action] = stats.outcomes.get(outcome.action, 0) + 1
                 if outcome.action == "invalid":
-                    log.warning("invalid document %s in %s: %s", row.get("id"), db, outcome.detail)
+                    log.warning("invalid document %s in %s: %s", outcome.doc_id, db, outcome.detail)
             await self._advance(session, db, since, last_seq)
         stats.changes += len(rows)
         return len(rows)

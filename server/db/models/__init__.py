@@ -13,6 +13,14 @@ from server.db.models._case import (
 from server.db.models._common import as_utc, utc_now
 from server.db.models._counter import NumberCounter
 from server.db.models._grid import GridArea
+from server.db.models._merge import (
+    CaseLink,
+    Conflict,
+    ConflictKind,
+    ConflictStatus,
+    FeedLease,
+    WorkerHeartbeat,
+)
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
 from server.db.models._user import Role, User, UserBase, UserCreate, UserPublic, UserUpdate
@@ -23,8 +31,13 @@ __all__ = [
     "Case",
     "CaseBase",
     "CaseEvent",
+    "CaseLink",
     "CaseState",
+    "Conflict",
+    "ConflictKind",
+    "ConflictStatus",
     "FeedCheckpoint",
+    "FeedLease",
     "Finding",
     "FindingRevision",
     "GridArea",
@@ -40,6 +53,7 @@ __all__ = [
     "UserCreate",
     "UserPublic",
     "UserUpdate",
+    "WorkerHeartbeat",
     "as_utc",
     "utc_now",
 ]
