@@ -13,6 +13,7 @@ shown and never used, so a tablet whose clock is a year off changes nothing. Amo
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
+import json
 import math
 import uuid
 from collections import defaultdict
@@ -21,8 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, and_, insert, or_, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import DateTime, Table, TextClause, bindparam, insert, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,10 +53,43 @@ WORKER_ACTOR = "system:worker"
 MERGED_TYPES = frozenset({"hazard"})
 _METRES_PER_DEG_LAT = 110_574.0
 _METRES_PER_DEG_LON_EQUATOR = 111_320.0
-_OR_CHUNK = 150  # bounding boxes per candidate query (keeps parameter counts small on both backends)
+_CELL_LON_SCALE = 0.5
+"""cos(60°): cells are at least one radius wide anywhere below 60° latitude (Shanghai: 31°)."""
+_PROBES_PER_QUERY = 1000  # new findings (boxes) per candidate query
 
-# Candidate lookups are range probes on (concern, lat); declared here so the table module stays as it is.
-Index("ix_findings_concern_lat", Finding.__table__.c.concern_code, Finding.__table__.c.lat)  # type: ignore[attr-defined]
+
+_CANDIDATE_SQL = (
+    "SELECT DISTINCT f.doc_id, f.case_id, f.author, f.lat, f.lon, f.received_at, c.grid_code, c.concern_code "
+    "FROM {probes} JOIN findings f ON f.concern_code = {c} AND f.lat BETWEEN {a} AND {b} "
+    "AND f.lon BETWEEN {d} AND {e} JOIN cases c ON c.id = f.case_id "
+    "WHERE f.deleted = false AND f.received_at >= :oldest AND c.state <> :closed"
+)
+
+
+def _candidate_query(postgresql: bool) -> TextClause:
+    """Live findings of open cases inside any of the boxes in ``:probes`` (a JSON array): one
+    index range probe on (concern_code, lat) per box, in one statement with three parameters."""
+    if postgresql:
+        sql = _CANDIDATE_SQL.format(
+            probes="jsonb_to_recordset(CAST(:probes AS jsonb)) "
+            "AS p(c text, a float8, b float8, d float8, e float8)",
+            c="p.c",
+            a="p.a",
+            b="p.b",
+            d="p.d",
+            e="p.e",
+        )
+    else:
+        sql = _CANDIDATE_SQL.format(
+            probes="json_each(:probes) AS p",
+            **{k: f"json_extract(p.value, '$.{k}')" for k in "cabde"},
+        )
+    return text(sql).bindparams(bindparam("oldest", type_=DateTime(timezone=True)))
+
+
+_CANDIDATES = {
+    flag: _candidate_query(flag).columns(received_at=DateTime(timezone=True)) for flag in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -102,7 +135,7 @@ class _JoinIndex:
     def _cell(self, concern: str, lat: float, lon: float) -> tuple[int, int]:
         r = self.radius[concern]
         y = lat * _METRES_PER_DEG_LAT
-        x = lon * _METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(31.25))
+        x = lon * _METRES_PER_DEG_LON_EQUATOR * _CELL_LON_SCALE
         return math.floor(x / r), math.floor(y / r)
 
     def add(self, grid: str, concern: str, member: _Member) -> None:
@@ -139,6 +172,12 @@ class _JoinIndex:
             radius_m=radius,
             window_h=window_h,
         )
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table of a model: Core executemany skips the ORM's per-row bookkeeping."""
+    table: Table = model.__table__
+    return table
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -250,53 +289,20 @@ async def _load_join_index(
     )
     if not probes:
         return index
-    # One box per (concern, coarse cell): a few hundred range probes at most per page.
-    boxes: dict[tuple[str, int, int], list[float]] = {}
-    for _, concern, lat, lon in probes:
-        r = index.radius[concern]
-        coarse = max(4 * r, 250.0)
-        key = (concern, math.floor(lat * _METRES_PER_DEG_LAT / coarse), math.floor(lon * 1e5 / coarse))
-        box = boxes.get(key)
-        if box is None:
-            boxes[key] = [lat, lat, lon, lon]
-        else:
-            box[0], box[1] = min(box[0], lat), max(box[1], lat)
-            box[2], box[3] = min(box[2], lon), max(box[3], lon)
     oldest = now - timedelta(hours=max(index.window.values()))
-    terms = []
-    for (concern, _, _), (lat_lo, lat_hi, lon_lo, lon_hi) in boxes.items():
-        dlat = index.radius[concern] / _METRES_PER_DEG_LAT
-        dlon = index.radius[concern] / (_METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat_hi)) * 0.99)
-        terms.append(
-            and_(
-                col(Finding.concern_code) == concern,
-                col(Finding.lat).between(lat_lo - dlat, lat_hi + dlat),
-                col(Finding.lon).between(lon_lo - dlon, lon_hi + dlon),
-            )
-        )
-    grids = sorted({g for g, _, _, _ in probes})
-    for start in range(0, len(terms), _OR_CHUNK):
-        rows = await session.exec(
-            sa_select(
-                col(Finding.doc_id),
-                col(Finding.case_id),
-                col(Finding.author),
-                col(Finding.lat),
-                col(Finding.lon),
-                col(Finding.received_at),
-                col(Case.grid_code),
-                col(Case.concern_code),
-            )
-            .join(Case, col(Case.id) == col(Finding.case_id))
-            .where(
-                or_(*terms[start : start + _OR_CHUNK]),
-                col(Finding.deleted).is_(False),
-                col(Finding.received_at) >= oldest,
-                col(Case.state) != CaseState.CLOSED,
-                col(Case.grid_code).in_(grids),
-            )
-        )  # type: ignore[call-overload]
-        for doc_id, case_id, author, lat, lon, received_at, grid, concern in rows.all():
+    connection = await session.connection()
+    query = _CANDIDATES[connection.dialect.name == "postgresql"]
+    for start in range(0, len(probes), _PROBES_PER_QUERY):
+        boxes = []
+        for _, concern, lat, lon in probes[start : start + _PROBES_PER_QUERY]:
+            r = index.radius[concern] * 1.01
+            dlat = r / _METRES_PER_DEG_LAT
+            dlon = r / (_METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(min(89.0, abs(lat) + dlat))))
+            boxes.append({"c": concern, "a": lat - dlat, "b": lat + dlat, "d": lon - dlon, "e": lon + dlon})
+        params = {"probes": json.dumps(boxes), "oldest": oldest, "closed": str(CaseState.CLOSED)}
+        for doc_id, case_id, author, lat, lon, received_at, grid, concern in await connection.execute(
+            query, params
+        ):
             if concern in index.radius and grid is not None and case_id is not None:
                 index.add(grid, concern, _Member(doc_id, case_id, author, lat, lon, as_utc(received_at)))
     return index
@@ -376,7 +382,7 @@ async def apply_page(
             session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now
         )
     if revisions:
-        await session.exec(insert(FindingRevision).values(revisions))
+        await session.exec(insert(_table(FindingRevision)), params=revisions)
     return outcomes
 
 
@@ -539,10 +545,10 @@ async def _create_or_join(
             }
         )
     if cases:
-        await session.exec(insert(Case).values(cases))
-    await session.exec(insert(Finding).values(findings))
-    await session.exec(insert(CaseLink).values(links))
-    await session.exec(insert(CaseEvent).values(events))
+        await session.exec(insert(_table(Case)), params=cases)
+    await session.exec(insert(_table(Finding)), params=findings)
+    await session.exec(insert(_table(CaseLink)), params=links)
+    await session.exec(insert(_table(CaseEvent)), params=events)
     if joined_cases:
         await _touch_cases(session, joined_cases, now)
     return outcomes
