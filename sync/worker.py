@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -19,8 +20,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import FeedCheckpoint, utc_now
 from server.runtime import Runtime
+from sync.conflicts import ConflictReport, ConflictWriteError, examine, write_resolution
+from sync.conflicts import record as record_conflict
 from sync.couch import CouchError
-from sync.merge import apply_page
+from sync.merge import MERGED_TYPES, apply_page
 from sync.writeback import publish_statuses
 
 __all__ = ["ChangeFollower", "FeedStats"]
@@ -93,6 +96,7 @@ class ChangeFollower:
         last_seq = str(page.get("last_seq", since or 0))
         if not rows and last_seq == (since or "0"):
             return 0
+        conflicts = await self._examine_conflicts(db, rows)
         async with self.runtime.sessions() as session, session.begin():
             outcomes = await apply_page(
                 session,
@@ -107,9 +111,45 @@ class ChangeFollower:
                 stats.outcomes[outcome.action] = stats.outcomes.get(outcome.action, 0) + 1
                 if outcome.action == "invalid":
                     log.warning("invalid document %s in %s: %s", outcome.doc_id, db, outcome.detail)
+            for report, result_rev in conflicts:
+                if await record_conflict(
+                    session, source_db=db, report=report, result_rev=result_rev, grid=grid
+                ):
+                    key = f"conflict_{report.kind}"
+                    stats.outcomes[key] = stats.outcomes.get(key, 0) + 1
             await self._advance(session, db, since, last_seq)
         stats.changes += len(rows)
         return len(rows)
+
+    async def _examine_conflicts(
+        self, db: str, rows: list[dict[str, Any]]
+    ) -> list[tuple[ConflictReport, str | None]]:
+        """Classify every conflicted finding of the page; merge the soft ones in CouchDB."""
+        found: list[tuple[ConflictReport, str | None]] = []
+        for row in rows:
+            doc = row.get("doc") or {}
+            if not doc.get("_conflicts") or doc.get("_deleted") or doc.get("type") not in MERGED_TYPES:
+                continue
+            report = await examine(self.runtime.couch, db, doc)
+            if report is None:
+                continue
+            result_rev: str | None = None
+            if report.merged is not None:
+                try:
+                    result_rev = await write_resolution(
+                        self.runtime.couch,
+                        db,
+                        report.doc_id,
+                        report.merged,
+                        report.winner_rev,
+                        [rev for rev in report.leaves if rev != report.winner_rev],
+                    )
+                except ConflictWriteError as exc:
+                    # The document moved on meanwhile: its next change brings the conflict back.
+                    log.warning("soft merge of %s not written: %s", report.doc_id, exc)
+                    continue
+            found.append((report, result_rev))
+        return found
 
     async def run_once(self) -> FeedStats:
         """Drain every feed, then publish pending statuses."""
