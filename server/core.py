@@ -30,7 +30,7 @@ class ApplicationCore(InitPluginProtocol):
         from server.refusals import list_refusals  # noqa: PLC0415
         from server.schemas import SchemaController  # noqa: PLC0415
         from server.syncstatus import my_sync_status, user_sync_status  # noqa: PLC0415
-        from server.system import health, issue_token, metrics  # noqa: PLC0415
+        from server.system import health, issue_token, metrics, worker_health  # noqa: PLC0415
         from server.taxonomy import TaxonomyController  # noqa: PLC0415
         from server.users import UserController, me  # noqa: PLC0415
 
@@ -52,6 +52,7 @@ class ApplicationCore(InitPluginProtocol):
                 SchemaController,
                 TaxonomyController,
                 health,
+                worker_health,
                 issue_token,
                 metrics,
             ]

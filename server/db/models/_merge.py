@@ -105,10 +105,12 @@ class WorkerHeartbeat(SQLModel, table=True):
     beat_at: datetime = utc_field()
 
 
-# The merge engine looks for join candidates with range probes on (concern, latitude); declared
+# The merge engine looks for join candidates with range probes on (concern, latitude), longitude
+# checked inside the index; declared
 # here so that the findings table module stays as the other engineers know it.
 FINDINGS_JOIN_INDEX = Index(
-    "ix_findings_concern_lat",
+    "ix_findings_concern_lat_lon",
     Finding.__table__.c.concern_code,  # type: ignore[attr-defined]
     Finding.__table__.c.lat,  # type: ignore[attr-defined]
+    Finding.__table__.c.lon,  # type: ignore[attr-defined]
 )

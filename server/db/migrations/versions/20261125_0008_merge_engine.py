@@ -85,12 +85,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("worker_id"),
     )
     with op.batch_alter_table("findings", schema=None) as batch_op:
-        batch_op.create_index("ix_findings_concern_lat", ["concern_code", "lat"], unique=False)
+        batch_op.create_index("ix_findings_concern_lat_lon", ["concern_code", "lat", "lon"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("findings", schema=None) as batch_op:
-        batch_op.drop_index("ix_findings_concern_lat")
+        batch_op.drop_index("ix_findings_concern_lat_lon")
     op.drop_table("worker_heartbeats")
     op.drop_table("feed_leases")
     with op.batch_alter_table("conflicts", schema=None) as batch_op:
