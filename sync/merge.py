@@ -1,35 +1,191 @@
-"""The merge engine: one change from a grid database becomes findings and case records in SQL.
+"""The merge engine: a page of changes from a grid database becomes findings and case records in SQL.
 
-``apply_change`` runs inside the caller's transaction (the same one that moves the checkpoint),
-and is idempotent by (document id, revision): replaying a change does nothing.
+``apply_page`` runs inside the caller's transaction (the same one that moves the checkpoint) and
+is idempotent by (document id, revision): replaying a page does nothing. It is set-based: one
+query for the revisions already applied, one for the findings already known, one for the open
+cases that new findings may join, then bulk inserts.
+
+Joining: a new finding joins an open (not closed) case of the same concern in the same grid when
+one of that case's live findings lies within the concern's ``radius_m`` and was *received* at most
+``join_window_h`` hours earlier. Receive time is the server's (the worker's clock when it first
+applies the finding) and ties follow the feed's sequence order; the device's ``observed_at`` is
+shown and never used, so a tablet whose clock is a year off changes nothing. Among several
+matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
+import json
+import math
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import DateTime, Table, TextClause, bindparam, insert, text, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
 from geo import GridIndex, to_wgs84
-from server.db.models import Case, CaseEvent, CaseState, Finding, FindingRevision, utc_now
+from server.db.models import (
+    Case,
+    CaseEvent,
+    CaseLink,
+    CaseState,
+    Finding,
+    FindingRevision,
+    as_utc,
+    utc_now,
+)
 from sync.case_numbers import allocate_case_numbers
 
-__all__ = ["WORKER_ACTOR", "ChangeOutcome", "apply_change"]
+__all__ = [
+    "MERGED_TYPES",
+    "WORKER_ACTOR",
+    "ChangeOutcome",
+    "JoinEvidence",
+    "apply_change",
+    "apply_page",
+]
 
 WORKER_ACTOR = "system:worker"
 MERGED_TYPES = frozenset({"hazard"})
+_METRES_PER_DEG_LAT = 110_574.0
+_METRES_PER_DEG_LON_EQUATOR = 111_320.0
+_CELL_LON_SCALE = 0.5
+"""cos(60°): cells are at least one radius wide anywhere below 60° latitude (Shanghai: 31°)."""
+_PROBES_PER_QUERY = 1000  # new findings (boxes) per candidate query
+
+
+_CANDIDATE_SQL = (
+    "SELECT DISTINCT f.doc_id, f.case_id, f.author, f.lat, f.lon, f.received_at, c.grid_code, c.concern_code "
+    "FROM {probes} JOIN findings f ON f.concern_code = {c} AND f.lat BETWEEN {a} AND {b} "
+    "AND f.lon BETWEEN {d} AND {e} JOIN cases c ON c.id = f.case_id "
+    "WHERE f.deleted = false AND f.received_at >= :oldest AND c.state <> :closed"
+)
+
+
+def _candidate_query(postgresql: bool) -> TextClause:
+    """Live findings of open cases inside any of the boxes in ``:probes`` (a JSON array): one
+    index range probe on (concern_code, lat) per box, in one statement with three parameters."""
+    if postgresql:
+        sql = _CANDIDATE_SQL.format(
+            probes="jsonb_to_recordset(CAST(:probes AS jsonb)) "
+            "AS p(c text, a float8, b float8, d float8, e float8)",
+            c="p.c",
+            a="p.a",
+            b="p.b",
+            d="p.d",
+            e="p.e",
+        )
+    else:
+        sql = _CANDIDATE_SQL.format(
+            probes="json_each(:probes) AS p",
+            **{k: f"json_extract(p.value, '$.{k}')" for k in "cabde"},
+        )
+    return text(sql).bindparams(bindparam("oldest", type_=DateTime(timezone=True)))
+
+
+_CANDIDATES = {
+    flag: _candidate_query(flag).columns(received_at=DateTime(timezone=True)) for flag in (False, True)
+}
 
 
 @dataclass(frozen=True)
 class ChangeOutcome:
     action: str
-    """skipped, duplicate, invalid, created, updated, deleted."""
+    """skipped, duplicate, invalid, created, joined, updated, deleted."""
     case_id: str | None = None
     detail: str = ""
+    doc_id: str = ""
+
+
+@dataclass(frozen=True)
+class JoinEvidence:
+    matched_finding: str
+    matched_author: str
+    case_id: str
+    distance_m: float
+    gap_s: float
+    radius_m: float
+    window_h: float
+
+
+@dataclass
+class _Member:
+    """A live finding of an open case, as a join target."""
+
+    finding_id: str
+    case_id: str
+    author: str
+    lat: float
+    lon: float
+    received_at: datetime
+
+
+@dataclass
+class _JoinIndex:
+    """Open-case findings bucketed by (grid, concern, cell of the concern's radius)."""
+
+    radius: dict[str, float]
+    window: dict[str, float]
+    cells: dict[tuple[str, str, int, int], list[_Member]] = field(default_factory=lambda: defaultdict(list))
+
+    def _cell(self, concern: str, lat: float, lon: float) -> tuple[int, int]:
+        r = self.radius[concern]
+        y = lat * _METRES_PER_DEG_LAT
+        x = lon * _METRES_PER_DEG_LON_EQUATOR * _CELL_LON_SCALE
+        return math.floor(x / r), math.floor(y / r)
+
+    def add(self, grid: str, concern: str, member: _Member) -> None:
+        cx, cy = self._cell(concern, member.lat, member.lon)
+        self.cells[(grid, concern, cx, cy)].append(member)
+
+    def match(
+        self, grid: str, concern: str, lat: float, lon: float, received_at: datetime
+    ) -> JoinEvidence | None:
+        radius, window_h = self.radius[concern], self.window[concern]
+        cx, cy = self._cell(concern, lat, lon)
+        best: tuple[float, datetime, str, _Member] | None = None
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for member in self.cells.get((grid, concern, cx + dx, cy + dy), ()):
+                    gap = (received_at - member.received_at).total_seconds()
+                    if gap < 0 or gap > window_h * 3600:
+                        continue
+                    distance = distance_m(lat, lon, member.lat, member.lon)
+                    if distance > radius:
+                        continue
+                    key = (distance, member.received_at, member.finding_id, member)
+                    if best is None or key[:3] < best[:3]:
+                        best = key
+        if best is None:
+            return None
+        distance, _, _, member = best
+        return JoinEvidence(
+            matched_finding=member.finding_id,
+            matched_author=member.author,
+            case_id=member.case_id,
+            distance_m=round(distance, 2),
+            gap_s=round((received_at - member.received_at).total_seconds(), 3),
+            radius_m=radius,
+            window_h=window_h,
+        )
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table of a model: Core executemany skips the ORM's per-row bookkeeping."""
+    table: Table = model.__table__
+    return table
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres between two nearby WGS-84 points (equirectangular; exact enough within a district)."""
+    mean = math.radians((lat1 + lat2) / 2)
+    dy = (lat2 - lat1) * _METRES_PER_DEG_LAT
+    dx = (lon2 - lon1) * _METRES_PER_DEG_LON_EQUATOR * math.cos(mean)
+    return math.hypot(dx, dy)
 
 
 def _parse_time(value: Any) -> datetime:
@@ -41,51 +197,6 @@ def _parse_time(value: Any) -> datetime:
         except ValueError:
             return utc_now()
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-async def apply_change(
-    session: AsyncSession,
-    *,
-    source_db: str,
-    source_grid: str | None,
-    row: Mapping[str, Any],
-    grid_index: GridIndex | None,
-    taxonomy: Taxonomy,
-    timezone: str = "Asia/Shanghai",
-) -> ChangeOutcome:
-    doc_id = str(row["id"])
-    doc: Mapping[str, Any] | None = row.get("doc")
-    if doc_id.startswith("_design/") or doc is None:
-        return ChangeOutcome("skipped")
-    rev = str(doc.get("_rev") or row["changes"][0]["rev"])
-    deleted = bool(row.get("deleted") or doc.get("_deleted"))
-    if not deleted and doc.get("type") not in MERGED_TYPES:
-        return ChangeOutcome("skipped")
-    already = await session.exec(
-        select(FindingRevision.id).where(FindingRevision.doc_id == doc_id, FindingRevision.rev == rev)
-    )
-    if already.first() is not None:
-        return ChangeOutcome("duplicate")
-    finding = await session.get(Finding, doc_id)
-    if deleted:
-        if finding is None:
-            return ChangeOutcome("skipped")
-        outcome = await _withdraw(session, finding, rev)
-    else:
-        try:
-            validate_document(doc, taxonomy)
-        except DocumentInvalid as exc:
-            # The gateway refuses these at push; one can still arrive written straight to CouchDB.
-            return ChangeOutcome("invalid", detail=str(exc))
-        current = upgrade(doc)
-        if finding is None:
-            outcome = await _create(
-                session, source_db, source_grid, current, rev, grid_index, taxonomy, timezone
-            )
-        else:
-            outcome = await _update(session, finding, current, rev, grid_index, taxonomy)
-    session.add(FindingRevision(doc_id=doc_id, rev=rev, source_db=source_db, seq=str(row.get("seq", ""))))
-    return outcome
 
 
 def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
@@ -111,54 +222,392 @@ def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy) -> dict[str, Any
     }
 
 
-async def _create(
+@dataclass
+class _Change:
+    doc_id: str
+    rev: str
+    seq: str
+    deleted: bool
+    doc: Mapping[str, Any]
+
+
+def _changes_of(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Change], list[ChangeOutcome]]:
+    """The rows that concern findings, in feed order (last row wins for a repeated id)."""
+    kept: dict[str, _Change] = {}
+    skipped: list[ChangeOutcome] = []
+    for row in rows:
+        doc_id = str(row["id"])
+        doc: Mapping[str, Any] | None = row.get("doc")
+        if doc_id.startswith("_design/") or doc is None:
+            skipped.append(ChangeOutcome("skipped", doc_id=doc_id))
+            continue
+        deleted = bool(row.get("deleted") or doc.get("_deleted"))
+        if not deleted and doc.get("type") not in MERGED_TYPES:
+            skipped.append(ChangeOutcome("skipped", doc_id=doc_id))
+            continue
+        rev = str(doc.get("_rev") or row["changes"][0]["rev"])
+        kept.pop(doc_id, None)
+        kept[doc_id] = _Change(doc_id, rev, str(row.get("seq", "")), deleted, doc)
+    return list(kept.values()), skipped
+
+
+async def _applied(session: AsyncSession, changes: Sequence[_Change]) -> set[tuple[str, str]]:
+    if not changes:
+        return set()
+    pairs = [(c.doc_id, c.rev) for c in changes]
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        rows = await session.exec(
+            select(FindingRevision.doc_id, FindingRevision.rev).where(
+                col(FindingRevision.doc_id).in_([d for d, _ in chunk])
+            )
+        )
+        wanted = set(chunk)
+        found.update(pair for pair in rows.all() if pair in wanted)
+    return found
+
+
+async def _known(session: AsyncSession, doc_ids: Sequence[str]) -> dict[str, Finding]:
+    known: dict[str, Finding] = {}
+    for start in range(0, len(doc_ids), 500):
+        rows = await session.exec(
+            select(Finding).where(col(Finding.doc_id).in_(doc_ids[start : start + 500]))
+        )
+        known.update({f.doc_id: f for f in rows.all()})
+    return known
+
+
+async def _load_join_index(
+    session: AsyncSession, taxonomy: Taxonomy, probes: Sequence[tuple[str, str, float, float]], now: datetime
+) -> _JoinIndex:
+    """Live findings of open cases near the page's new findings (grid, concern, lat, lon)."""
+    concerns = {c for _, c, _, _ in probes}
+    index = _JoinIndex(
+        radius={c: _concern_radius(taxonomy, c) for c in concerns},
+        window={c: _concern_window(taxonomy, c) for c in concerns},
+    )
+    if not probes:
+        return index
+    oldest = now - timedelta(hours=max(index.window.values()))
+    connection = await session.connection()
+    query = _CANDIDATES[connection.dialect.name == "postgresql"]
+    for start in range(0, len(probes), _PROBES_PER_QUERY):
+        boxes = []
+        for _, concern, lat, lon in probes[start : start + _PROBES_PER_QUERY]:
+            r = index.radius[concern] * 1.01
+            dlat = r / _METRES_PER_DEG_LAT
+            dlon = r / (_METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(min(89.0, abs(lat) + dlat))))
+            boxes.append({"c": concern, "a": lat - dlat, "b": lat + dlat, "d": lon - dlon, "e": lon + dlon})
+        params = {"probes": json.dumps(boxes), "oldest": oldest, "closed": str(CaseState.CLOSED)}
+        for doc_id, case_id, author, lat, lon, received_at, grid, concern in await connection.execute(
+            query, params
+        ):
+            if concern in index.radius and grid is not None and case_id is not None:
+                index.add(grid, concern, _Member(doc_id, case_id, author, lat, lon, as_utc(received_at)))
+    return index
+
+
+def _concern_radius(taxonomy: Taxonomy, code: str) -> float:
+    concern = taxonomy.concern(code)
+    return concern.radius_m if concern else 30.0
+
+
+def _concern_window(taxonomy: Taxonomy, code: str) -> float:
+    concern = taxonomy.concern(code)
+    return concern.join_window_h if concern else 72.0
+
+
+@dataclass
+class _New:
+    change: _Change
+    fields: dict[str, Any]
+    grid: str | None = None
+    micro_grid: str | None = None
+    assignment: str = "unassigned"
+    candidates: list[str] = field(default_factory=list)
+
+
+async def apply_page(
+    session: AsyncSession,
+    *,
+    source_db: str,
+    source_grid: str | None,
+    rows: Sequence[Mapping[str, Any]],
+    grid_index: GridIndex | None,
+    taxonomy: Taxonomy,
+    timezone: str = "Asia/Shanghai",
+    now: datetime | None = None,
+) -> list[ChangeOutcome]:
+    """Apply one page of ``_changes`` rows (``include_docs``) in the caller's transaction."""
+    now = now or utc_now()
+    changes, outcomes = _changes_of(rows)
+    applied = await _applied(session, changes)
+    outcomes += [ChangeOutcome("duplicate", doc_id=c.doc_id) for c in changes if (c.doc_id, c.rev) in applied]
+    changes = [c for c in changes if (c.doc_id, c.rev) not in applied]
+    known = await _known(session, [c.doc_id for c in changes])
+
+    revisions: list[dict[str, Any]] = []
+    fresh: list[_New] = []
+    for change in changes:
+        finding = known.get(change.doc_id)
+        if change.deleted:
+            if finding is None:
+                outcomes.append(ChangeOutcome("skipped", doc_id=change.doc_id))
+            else:
+                outcomes.append(_withdraw(session, finding, change.rev, now))
+        else:
+            try:
+                validate_document(change.doc, taxonomy)
+            except DocumentInvalid as exc:
+                # The gateway refuses these at push; one can still arrive written straight to CouchDB.
+                outcomes.append(ChangeOutcome("invalid", detail=str(exc), doc_id=change.doc_id))
+                continue
+            current = upgrade(change.doc)
+            if finding is None:
+                fresh.append(_New(change, _finding_fields(current, taxonomy)))
+            else:
+                outcomes.append(await _update(session, finding, current, change.rev, taxonomy, now))
+        revisions.append(
+            {
+                "doc_id": change.doc_id,
+                "rev": change.rev,
+                "source_db": source_db,
+                "seq": change.seq,
+                "applied_at": now,
+            }
+        )
+    if fresh:
+        outcomes += await _create_or_join(
+            session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now
+        )
+    if revisions:
+        await session.exec(insert(_table(FindingRevision)), params=revisions)
+    return outcomes
+
+
+async def apply_change(
+    session: AsyncSession,
+    *,
+    source_db: str,
+    source_grid: str | None,
+    row: Mapping[str, Any],
+    grid_index: GridIndex | None,
+    taxonomy: Taxonomy,
+    timezone: str = "Asia/Shanghai",
+) -> ChangeOutcome:
+    """One change on its own (a page of one)."""
+    outcomes = await apply_page(
+        session,
+        source_db=source_db,
+        source_grid=source_grid,
+        rows=[row],
+        grid_index=grid_index,
+        taxonomy=taxonomy,
+        timezone=timezone,
+    )
+    return outcomes[0]
+
+
+def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
+    if grid_index is None:
+        return
+    batch = grid_index.assign_batch(
+        [n.fields["lon"] for n in fresh],
+        [n.fields["lat"] for n in fresh],
+        [n.fields["accuracy_m"] for n in fresh],
+    )
+    for i, new in enumerate(fresh):
+        assignment = batch[i]
+        new.grid, new.micro_grid = assignment.grid, assignment.micro_grid
+        new.assignment = str(assignment.status)
+        new.candidates = list(assignment.candidates)
+
+
+async def _create_or_join(
     session: AsyncSession,
     source_db: str,
     source_grid: str | None,
-    doc: Mapping[str, Any],
-    rev: str,
+    fresh: Sequence[_New],
     grid_index: GridIndex | None,
     taxonomy: Taxonomy,
     timezone: str,
-) -> ChangeOutcome:
-    fields = _finding_fields(doc, taxonomy)
-    assignment = grid_index.assign(fields["lon"], fields["lat"], fields["accuracy_m"]) if grid_index else None
-    case_id = str(uuid.uuid4())
-    grid = assignment.grid if assignment else None
-    case = Case(
-        id=case_id,
-        case_no=(await allocate_case_numbers(session, grid, zone=timezone))[0],
-        grid_code=grid,
-        micro_grid_code=assignment.micro_grid if assignment else None,
-        intake_grid=source_grid,
-        assignment=str(assignment.status) if assignment else "unassigned",
-        assignment_candidates=list(assignment.candidates) if assignment else [],
-        concern_code=fields["concern_code"],
-        severity=fields["severity"],
-        state=CaseState.PROBLEM_FOUND,
-        lat=fields["lat"],
-        lon=fields["lon"],
-        summary=fields["note"][:500],
-    )
-    session.add(case)
-    await session.flush()
-    session.add(
-        Finding(
-            doc_id=str(doc["_id"]), source_db=source_db, rev=rev, case_id=case_id, status_version=1, **fields
+    now: datetime,
+) -> list[ChangeOutcome]:
+    _assign(fresh, grid_index)
+    probes = [
+        (n.grid, str(n.fields["concern_code"]), float(n.fields["lat"]), float(n.fields["lon"]))
+        for n in fresh
+        if n.grid is not None
+    ]
+    index = await _load_join_index(session, taxonomy, probes, now)
+    decisions: list[tuple[_New, str, JoinEvidence | None]] = []
+    opened: dict[str | None, list[str]] = defaultdict(list)
+    for new in fresh:
+        concern = new.fields["concern_code"]
+        evidence = (
+            index.match(new.grid, concern, new.fields["lat"], new.fields["lon"], now) if new.grid else None
         )
-    )
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            actor=WORKER_ACTOR,
-            action="created",
-            from_state=None,
-            to_state=str(CaseState.PROBLEM_FOUND),
-            reason="新发现 / new finding",
-            details={"finding": str(doc["_id"]), "rev": rev, "author": fields["author"]},
+        case_id = evidence.case_id if evidence else str(uuid.uuid4())
+        if evidence is None:
+            opened[new.grid].append(case_id)
+        decisions.append((new, case_id, evidence))
+        if new.grid:
+            member = _Member(
+                new.change.doc_id, case_id, new.fields["author"], new.fields["lat"], new.fields["lon"], now
+            )
+            index.add(new.grid, concern, member)
+
+    numbers: dict[str, str] = {}
+    for grid in sorted(opened, key=lambda g: g or ""):
+        ids = opened[grid]
+        for case_id, number in zip(
+            ids, await allocate_case_numbers(session, grid, len(ids), zone=timezone, now=now), strict=True
+        ):
+            numbers[case_id] = number
+
+    cases: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    outcomes: list[ChangeOutcome] = []
+    joined_cases: set[str] = set()
+    for new, case_id, evidence in decisions:
+        f, doc_id = new.fields, new.change.doc_id
+        if evidence is None:
+            cases.append(
+                {
+                    "id": case_id,
+                    "case_no": numbers[case_id],
+                    "grid_code": new.grid,
+                    "micro_grid_code": new.micro_grid,
+                    "intake_grid": source_grid,
+                    "assignment": new.assignment,
+                    "assignment_candidates": new.candidates,
+                    "concern_code": f["concern_code"],
+                    "severity": f["severity"],
+                    "state": CaseState.PROBLEM_FOUND,
+                    "lat": f["lat"],
+                    "lon": f["lon"],
+                    "summary": f["note"][:500],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            events.append(
+                _event(
+                    case_id,
+                    "created",
+                    now,
+                    reason="新发现 / new finding",
+                    details={"finding": doc_id, "rev": new.change.rev, "author": f["author"]},
+                    to_state=str(CaseState.PROBLEM_FOUND),
+                )
+            )
+            links.append(_link(doc_id, case_id, "created", f["author"], now))
+            outcomes.append(ChangeOutcome("created", case_id, doc_id=doc_id))
+        else:
+            joined_cases.add(case_id)
+            details = {
+                "finding": doc_id,
+                "rev": new.change.rev,
+                "author": f["author"],
+                "matched_finding": evidence.matched_finding,
+                "matched_author": evidence.matched_author,
+                "distance_m": evidence.distance_m,
+                "gap_s": evidence.gap_s,
+                "radius_m": evidence.radius_m,
+                "window_h": evidence.window_h,
+            }
+            events.append(
+                _event(
+                    case_id,
+                    "finding_joined",
+                    now,
+                    reason="同一问题的新记录 / same problem seen again",
+                    details=details,
+                )
+            )
+            links.append(_link(doc_id, case_id, "joined", f["author"], now, evidence))
+            outcomes.append(ChangeOutcome("joined", case_id, doc_id=doc_id))
+        findings.append(
+            {
+                "doc_id": doc_id,
+                "source_db": source_db,
+                "rev": new.change.rev,
+                "case_id": case_id,
+                "received_at": now,
+                "deleted": False,
+                "status_version": 1,
+                "status_published_version": 0,
+                "status_doc_rev": None,
+                **f,
+            }
         )
-    )
-    return ChangeOutcome("created", case_id)
+    if cases:
+        await session.exec(insert(_table(Case)), params=cases)
+    await session.exec(insert(_table(Finding)), params=findings)
+    await session.exec(insert(_table(CaseLink)), params=links)
+    await session.exec(insert(_table(CaseEvent)), params=events)
+    if joined_cases:
+        await _touch_cases(session, joined_cases, now)
+    return outcomes
+
+
+async def _touch_cases(session: AsyncSession, case_ids: Iterable[str], now: datetime) -> None:
+    ids = sorted(case_ids)
+    for start in range(0, len(ids), 500):
+        await session.exec(
+            update(Case).where(col(Case.id).in_(ids[start : start + 500])).values(updated_at=now)
+        )
+
+
+def _event(
+    case_id: str,
+    action: str,
+    at: datetime,
+    *,
+    reason: str,
+    details: dict[str, Any],
+    actor: str = WORKER_ACTOR,
+    from_state: str | None = None,
+    to_state: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "details": details,
+    }
+
+
+def _link(
+    finding_id: str,
+    case_id: str,
+    kind: str,
+    author: str,
+    at: datetime,
+    evidence: JoinEvidence | None = None,
+    actor: str = WORKER_ACTOR,
+) -> dict[str, Any]:
+    return {
+        "finding_id": finding_id,
+        "case_id": case_id,
+        "kind": kind,
+        "actor": actor,
+        "author": author,
+        "matched_finding": evidence.matched_finding if evidence else None,
+        "matched_author": evidence.matched_author if evidence else None,
+        "distance_m": evidence.distance_m if evidence else None,
+        "gap_s": evidence.gap_s if evidence else None,
+        "radius_m": evidence.radius_m if evidence else None,
+        "window_h": evidence.window_h if evidence else None,
+        "at": at,
+    }
 
 
 async def _update(
@@ -166,9 +615,10 @@ async def _update(
     finding: Finding,
     doc: Mapping[str, Any],
     rev: str,
-    grid_index: GridIndex | None,
     taxonomy: Taxonomy,
+    now: datetime,
 ) -> ChangeOutcome:
+    """A new revision changes what the case shows; it never moves the finding to another case."""
     fields = _finding_fields(doc, taxonomy)
     for key, value in fields.items():
         setattr(finding, key, value)
@@ -180,7 +630,7 @@ async def _update(
         case = await session.get(Case, finding.case_id)
         if case is not None:
             case.summary = fields["note"][:500] or case.summary
-            case.updated_at = utc_now()
+            case.updated_at = now
             session.add(case)
             session.add(
                 CaseEvent(
@@ -189,12 +639,13 @@ async def _update(
                     action="finding_updated",
                     reason="记录已更新 / finding revised",
                     details={"finding": finding.doc_id, "rev": rev},
+                    at=now,
                 )
             )
-    return ChangeOutcome("updated", finding.case_id)
+    return ChangeOutcome("updated", finding.case_id, doc_id=finding.doc_id)
 
 
-async def _withdraw(session: AsyncSession, finding: Finding, rev: str) -> ChangeOutcome:
+def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: datetime) -> ChangeOutcome:
     finding.deleted = True
     finding.rev = rev
     finding.status_version += 1
@@ -207,6 +658,7 @@ async def _withdraw(session: AsyncSession, finding: Finding, rev: str) -> Change
                 action="finding_withdrawn",
                 reason="记录已被作者删除 / finding deleted on the tablet",
                 details={"finding": finding.doc_id, "rev": rev},
+                at=now,
             )
         )
-    return ChangeOutcome("deleted", finding.case_id)
+    return ChangeOutcome("deleted", finding.case_id, doc_id=finding.doc_id)
