@@ -9,6 +9,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, not_, or_
 from sqlmodel import col, select
@@ -114,6 +115,15 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _contains(column: Any, text: str) -> ColumnElement[bool]:
+    """Substring match, case-insensitive. Text without cased letters (Chinese, digits) needs no case
+    folding, and plain LIKE is then the same match at 2-3x the speed of ILIKE on PostgreSQL."""
+    pattern = _like(text)
+    if text.lower() == text.upper():
+        return column.like(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+    return column.ilike(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+
+
 def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if filters.grid is not None:
@@ -139,14 +149,12 @@ def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bo
         clauses.append(col(Case.lon).between(box.min_lon, box.max_lon))
         clauses.append(col(Case.lat).between(box.min_lat, box.max_lat))
     if filters.text:
-        pattern = _like(filters.text)
+        text = filters.text
         clauses.append(
             or_(
-                col(Case.summary).ilike(pattern, escape=_LIKE_ESCAPE),
-                col(Case.case_no).ilike(pattern, escape=_LIKE_ESCAPE),
-                col(Case.id).in_(
-                    select(Finding.case_id).where(col(Finding.note).ilike(pattern, escape=_LIKE_ESCAPE))
-                ),
+                _contains(col(Case.summary), text),
+                _contains(col(Case.case_no), text),
+                col(Case.id).in_(select(Finding.case_id).where(_contains(col(Finding.note), text))),
             )
         )
     return clauses
