@@ -139,6 +139,7 @@ def _rows(count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, A
                 "status_published_version": 1,
             }
         )
+        cases[-1]["open_deadline_at"] = None
         if state in (CaseState.PROBLEM_FOUND, CaseState.VISIT_SURVEY):
             continue
         for code in concern.departments[: rng.randint(1, 2)]:
@@ -160,6 +161,9 @@ def _rows(count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, A
                     "report": "已处理" if reported else "",
                 }
             )
+            if not reported:
+                earliest = cases[-1]["open_deadline_at"]
+                cases[-1]["open_deadline_at"] = deadline if earliest is None else min(earliest, deadline)
     return cases, findings, dispatches
 
 

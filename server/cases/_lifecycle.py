@@ -40,7 +40,7 @@ from server.db.models import (
 from server.errors import ApiError
 from server.runtime import Runtime
 
-__all__ = ["CaseActions"]
+__all__ = ["CaseActions", "refresh_open_deadline"]
 
 DEFAULT_WORKING_DAYS = 5
 """Shanghai 12345's deadline for help requests and complaints, when the concern names none."""
@@ -67,6 +67,17 @@ def _changed() -> ApiError:
         "案件刚被他人处理，请刷新后再操作",
         "someone acted on this case meanwhile; reload it and try again",
     )
+
+
+async def refresh_open_deadline(session: AsyncSession, case_id: str) -> None:
+    """Recompute ``Case.open_deadline_at`` from the case's unreported dispatches. Callers hold the
+    case row (compare-and-set or ``FOR UPDATE``), so concurrent reports cannot leave it stale."""
+    earliest = (
+        select(func.min(CaseDispatch.deadline_at))
+        .where(col(CaseDispatch.case_id) == case_id, col(CaseDispatch.reported_at).is_(None))
+        .scalar_subquery()
+    )
+    await session.exec(update(Case).where(col(Case.id) == case_id).values(open_deadline_at=earliest))
 
 
 class CaseActions:
@@ -221,6 +232,8 @@ class CaseActions:
                 deadline=deadline.at.isoformat(),
                 deadline_local_date=deadline.due_date.isoformat(),
             )
+        await self.session.flush()
+        await refresh_open_deadline(self.session, case.id)
         await self.session.commit()
         return case.id
 
@@ -278,6 +291,8 @@ class CaseActions:
 
     async def report(self, case_id: str, dispatch_id: int, body: DispatchReport) -> str:
         row = await self._own_dispatch(case_id, dispatch_id)
+        # Hold the case row while the open deadline is recomputed (PostgreSQL; SQLite has one writer).
+        await self.session.exec(select(Case.id).where(col(Case.id) == case_id).with_for_update())
         now = utc_now()
         values: dict[str, Any] = {
             "state": DispatchState.REPORTED,
@@ -288,6 +303,7 @@ class CaseActions:
         if row.acknowledged_at is None:
             values |= {"acknowledged_by": self.principal.username, "acknowledged_at": now}
         await self._advance(row, {DispatchState.DISPATCHED, DispatchState.ACKNOWLEDGED}, values)
+        await refresh_open_deadline(self.session, case_id)
         late = now > as_utc(row.deadline_at)
         self._event(
             case_id,

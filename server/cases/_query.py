@@ -9,8 +9,9 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, not_, or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import col, select
 
 from server.db.models import Case, CaseDispatch, CaseState, Finding, as_utc
@@ -90,20 +91,14 @@ class CaseFilters:
 
 
 def overdue_clause(now: datetime) -> ColumnElement[bool]:
-    """The case has a dispatch whose deadline passed without a report.
-
-    Dispatch filters are uncorrelated ``id IN (SELECT case_id ...)`` semi-joins: the database
-    builds the set once from a dispatch index instead of probing dispatches for every case scanned.
-    """
-    return col(Case.id).in_(
-        select(CaseDispatch.case_id).where(
-            col(CaseDispatch.reported_at).is_(None), col(CaseDispatch.deadline_at) < now
-        )
-    )
+    """The case has a dispatch whose deadline passed without a report (its earliest open deadline
+    is in the past: one indexed column, no look into the dispatches)."""
+    return col(Case.open_deadline_at) < now
 
 
 def department_clause(department: str) -> ColumnElement[bool]:
-    """The case was dispatched to this department (at any time)."""
+    """The case was dispatched to this department (at any time). An uncorrelated semi-join: the
+    database builds the set once from the dispatch index instead of probing per case scanned."""
     return col(Case.id).in_(
         select(CaseDispatch.case_id).where(col(CaseDispatch.department_code) == department)
     )
@@ -112,6 +107,15 @@ def department_clause(department: str) -> ColumnElement[bool]:
 def _like(text: str) -> str:
     escaped = text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _contains(column: Any, text: str) -> ColumnElement[bool]:
+    """Substring match, case-insensitive. Text without cased letters (Chinese, digits) needs no case
+    folding, and plain LIKE is then the same match at 2-3x the speed of ILIKE on PostgreSQL."""
+    pattern = _like(text)
+    if text.lower() == text.upper():
+        return column.like(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+    return column.ilike(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
 
 
 def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bool]]:
@@ -132,21 +136,22 @@ def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bo
     if filters.department is not None:
         clauses.append(department_clause(filters.department))
     if filters.overdue is not None:
-        clause = overdue_clause(now)
-        clauses.append(clause if filters.overdue else not_(clause))
+        clauses.append(
+            overdue_clause(now)
+            if filters.overdue
+            else or_(col(Case.open_deadline_at).is_(None), col(Case.open_deadline_at) >= now)
+        )
     if filters.bbox is not None:
         box = filters.bbox
         clauses.append(col(Case.lon).between(box.min_lon, box.max_lon))
         clauses.append(col(Case.lat).between(box.min_lat, box.max_lat))
     if filters.text:
-        pattern = _like(filters.text)
+        text = filters.text
         clauses.append(
             or_(
-                col(Case.summary).ilike(pattern, escape=_LIKE_ESCAPE),
-                col(Case.case_no).ilike(pattern, escape=_LIKE_ESCAPE),
-                col(Case.id).in_(
-                    select(Finding.case_id).where(col(Finding.note).ilike(pattern, escape=_LIKE_ESCAPE))
-                ),
+                _contains(col(Case.summary), text),
+                _contains(col(Case.case_no), text),
+                col(Case.id).in_(select(Finding.case_id).where(_contains(col(Finding.note), text))),
             )
         )
     return clauses

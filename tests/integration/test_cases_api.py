@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from server.cases._lifecycle import refresh_open_deadline
 from server.db.models import CaseDispatch, CaseState, Finding, Refusal
 from sync.writeback import publish_statuses, status_doc_id
 from tests.support.cases import add_case
@@ -222,6 +223,7 @@ async def test_joint_dispatch_acknowledge_report_and_overdue(stack: Stack) -> No
             .where(col(CaseDispatch.id) == fire_dispatch)
             .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
         )
+        await refresh_open_deadline(session, case_id)
         await session.commit()
     async with stack.http("lead1") as lead:
         overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
@@ -237,6 +239,18 @@ async def test_joint_dispatch_acknowledge_report_and_overdue(stack: Stack) -> No
     actions = [e["action"] for e in detail["events"]]
     assert actions.count("dispatched") == 2
     assert "dispatch_acknowledged" in actions and "dispatch_reported" in actions
+
+    # A late report clears the case from the overdue list (and is marked late in the audit trail).
+    async with stack.http() as client:
+        late = await client.post(
+            f"/api/cases/{case_id}/dispatches/{fire_dispatch}/report",
+            json={"report": "已检查灭火器"},
+            auth=("fire1", "fire1-password"),
+        )
+        assert late.status_code == 200, late.text
+    assert late.json()["events"][-1]["details"]["late"] is True
+    async with stack.http("lead1") as lead:
+        assert (await lead.get("/api/cases", params={"overdue": "true"})).json()["data"] == []
 
 
 async def test_dissatisfied_resident_reopens(stack: Stack) -> None:

@@ -77,6 +77,9 @@ class Case(CaseBase, table=True):
     version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """Moves on every state change and dispatch: writers compare-and-set it, so two leaders acting
     at once cannot both win."""
+    open_deadline_at: datetime | None = utc_field(nullable=True, index=True)
+    """Earliest deadline among the case's unreported dispatches (None when none is open): the case
+    is overdue when it has passed. Kept by the case service under the case row's lock."""
 
 
 class Finding(SQLModel, table=True):
