@@ -53,8 +53,6 @@ WORKER_ACTOR = "system:worker"
 MERGED_TYPES = frozenset({"hazard"})
 _METRES_PER_DEG_LAT = 110_574.0
 _METRES_PER_DEG_LON_EQUATOR = 111_320.0
-_CELL_LON_SCALE = 0.5
-"""cos(60°): cells are at least one radius wide anywhere below 60° latitude (Shanghai: 31°)."""
 _PROBES_PER_QUERY = 1000  # new findings (boxes) per candidate query
 
 
@@ -126,48 +124,54 @@ class _Member:
 
 @dataclass
 class _JoinIndex:
-    """Open-case findings bucketed by (grid, concern, cell of the concern's radius)."""
+    """Open-case findings bucketed by (grid, concern, cell of the concern's radius), on a local
+    plane (metres east/north of ``lat0``: exact to well under 0.1 % across a district)."""
 
     radius: dict[str, float]
     window: dict[str, float]
-    cells: dict[tuple[str, str, int, int], list[_Member]] = field(default_factory=lambda: defaultdict(list))
+    lat0: float = 0.0
+    cells: dict[tuple[str, str, int, int], list[tuple[float, float, float, _Member]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
-    def _cell(self, concern: str, lat: float, lon: float) -> tuple[int, int]:
-        r = self.radius[concern]
-        y = lat * _METRES_PER_DEG_LAT
-        x = lon * _METRES_PER_DEG_LON_EQUATOR * _CELL_LON_SCALE
-        return math.floor(x / r), math.floor(y / r)
+    def __post_init__(self) -> None:
+        self._x_scale = _METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.lat0))
+
+    def _xy(self, lat: float, lon: float) -> tuple[float, float]:
+        return lon * self._x_scale, lat * _METRES_PER_DEG_LAT
 
     def add(self, grid: str, concern: str, member: _Member) -> None:
-        cx, cy = self._cell(concern, member.lat, member.lon)
-        self.cells[(grid, concern, cx, cy)].append(member)
+        r = self.radius[concern]
+        x, y = self._xy(member.lat, member.lon)
+        key = (grid, concern, math.floor(x / r), math.floor(y / r))
+        self.cells[key].append((x, y, member.received_at.timestamp(), member))
 
     def match(
         self, grid: str, concern: str, lat: float, lon: float, received_at: datetime
     ) -> JoinEvidence | None:
         radius, window_h = self.radius[concern], self.window[concern]
-        cx, cy = self._cell(concern, lat, lon)
-        best: tuple[float, datetime, str, _Member] | None = None
+        x, y = self._xy(lat, lon)
+        cx, cy = math.floor(x / radius), math.floor(y / radius)
+        now, window_s, limit = received_at.timestamp(), window_h * 3600, radius * radius
+        best: tuple[float, float, str, _Member] | None = None
+        cells = self.cells
         for dx in (-1, 0, 1):
             for dy in (-1, 0, 1):
-                for member in self.cells.get((grid, concern, cx + dx, cy + dy), ()):
-                    gap = (received_at - member.received_at).total_seconds()
-                    if gap < 0 or gap > window_h * 3600:
+                for mx, my, mt, member in cells.get((grid, concern, cx + dx, cy + dy), ()):
+                    squared = (mx - x) ** 2 + (my - y) ** 2
+                    if squared > limit or not 0 <= now - mt <= window_s:
                         continue
-                    distance = distance_m(lat, lon, member.lat, member.lon)
-                    if distance > radius:
-                        continue
-                    key = (distance, member.received_at, member.finding_id, member)
+                    key = (squared, mt, member.finding_id, member)
                     if best is None or key[:3] < best[:3]:
                         best = key
         if best is None:
             return None
-        distance, _, _, member = best
+        member = best[3]
         return JoinEvidence(
             matched_finding=member.finding_id,
             matched_author=member.author,
             case_id=member.case_id,
-            distance_m=round(distance, 2),
+            distance_m=round(distance_m(lat, lon, member.lat, member.lon), 2),
             gap_s=round((received_at - member.received_at).total_seconds(), 3),
             radius_m=radius,
             window_h=window_h,
@@ -286,20 +290,36 @@ async def _load_join_index(
     index = _JoinIndex(
         radius={c: _concern_radius(taxonomy, c) for c in concerns},
         window={c: _concern_window(taxonomy, c) for c in concerns},
+        # whole degrees: the same plane for every page, so page boundaries never change a decision
+        lat0=float(round(probes[0][2])) if probes else 0.0,
     )
     if not probes:
         return index
     oldest = now - timedelta(hours=max(index.window.values()))
+    # Probes of one concern that fall in the same cell of four radii share one box: a wide radius
+    # (a missing person: 500 m) would otherwise fetch the same rows once per probe.
+    boxes: dict[tuple[str, int, int], list[float]] = {}
+    for _, concern, lat, lon in probes:
+        r = index.radius[concern] * 1.01
+        dlat = r / _METRES_PER_DEG_LAT
+        dlon = r / (_METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(min(89.0, abs(lat) + dlat))))
+        x, y = index._xy(lat, lon)
+        key = (concern, math.floor(x / (4 * r)), math.floor(y / (4 * r)))
+        box = boxes.get(key)
+        if box is None:
+            boxes[key] = [lat - dlat, lat + dlat, lon - dlon, lon + dlon]
+        else:
+            box[0], box[1] = min(box[0], lat - dlat), max(box[1], lat + dlat)
+            box[2], box[3] = min(box[2], lon - dlon), max(box[3], lon + dlon)
     connection = await session.connection()
     query = _CANDIDATES[connection.dialect.name == "postgresql"]
-    for start in range(0, len(probes), _PROBES_PER_QUERY):
-        boxes = []
-        for _, concern, lat, lon in probes[start : start + _PROBES_PER_QUERY]:
-            r = index.radius[concern] * 1.01
-            dlat = r / _METRES_PER_DEG_LAT
-            dlon = r / (_METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(min(89.0, abs(lat) + dlat))))
-            boxes.append({"c": concern, "a": lat - dlat, "b": lat + dlat, "d": lon - dlon, "e": lon + dlon})
-        params = {"probes": json.dumps(boxes), "oldest": oldest, "closed": str(CaseState.CLOSED)}
+    items = [{"c": c, "a": a, "b": b, "d": d, "e": e} for (c, _, _), (a, b, d, e) in boxes.items()]
+    for start in range(0, len(items), _PROBES_PER_QUERY):
+        params = {
+            "probes": json.dumps(items[start : start + _PROBES_PER_QUERY]),
+            "oldest": oldest,
+            "closed": str(CaseState.CLOSED),
+        }
         for doc_id, case_id, author, lat, lon, received_at, grid, concern in await connection.execute(
             query, params
         ):

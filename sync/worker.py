@@ -30,12 +30,9 @@ from sync.couch import CouchError
 from sync.merge import MERGED_TYPES, apply_page
 from sync.writeback import publish_statuses
 
-__all__ = ["LEASE_S", "ChangeFollower", "FeedStats", "LeaseLost"]
+__all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
 
 log = logging.getLogger("gridpatrol.worker")
-
-LEASE_S = 30.0
-"""How long a worker keeps a feed without renewing it (each page renews it)."""
 
 
 class CheckpointMoved(Exception):
@@ -64,10 +61,12 @@ class ChangeFollower:
     feeds through ``feed_leases`` and never apply the same page twice (the checkpoint's
     compare-and-set and the lease renewal are both in the page's transaction)."""
 
-    def __init__(self, runtime: Runtime, *, worker_id: str | None = None, lease_s: float = LEASE_S) -> None:
+    def __init__(
+        self, runtime: Runtime, *, worker_id: str | None = None, lease_s: float | None = None
+    ) -> None:
         self.runtime = runtime
         self.worker_id = worker_id or _worker_id()
-        self.lease_s = lease_s
+        self.lease_s = lease_s or runtime.settings.worker.lease_s
         self.healthy = True
         self.last_error: str | None = None
         self.consecutive_errors = 0
@@ -81,9 +80,11 @@ class ChangeFollower:
             (couch.grid_db(code), code) for code in codes
         ]
 
-    async def _checkpoint(self, session: AsyncSession, db: str) -> str | None:
-        row = (await session.exec(select(FeedCheckpoint).where(FeedCheckpoint.source_db == db))).first()
-        return row.seq if row else None
+    async def _checkpoint(self, session: AsyncSession, db: str, *, lock: bool = False) -> str | None:
+        query = select(FeedCheckpoint.seq).where(FeedCheckpoint.source_db == db)
+        if lock:
+            query = query.with_for_update()  # PostgreSQL; SQLite serialises writers anyway
+        return (await session.exec(query)).first()
 
     async def _advance(self, session: AsyncSession, db: str, old: str | None, new: str) -> None:
         if old is None:
@@ -182,28 +183,42 @@ class ChangeFollower:
         if not rows and last_seq == (since or "0"):
             return 0
         conflicts = await self._examine_conflicts(db, rows)
-        async with self.runtime.sessions() as session, session.begin():
-            outcomes = await apply_page(
-                session,
-                source_db=db,
-                source_grid=grid,
-                rows=rows,
-                grid_index=self.runtime.grids.index,
-                taxonomy=self.runtime.taxonomy,
-                timezone=settings.timezone,
-            )
-            for outcome in outcomes:
-                stats.outcomes[outcome.action] = stats.outcomes.get(outcome.action, 0) + 1
-                if outcome.action == "invalid":
-                    log.warning("invalid document %s in %s: %s", outcome.doc_id, db, outcome.detail)
-            for report, result_rev in conflicts:
-                if await record_conflict(
-                    session, source_db=db, report=report, result_rev=result_rev, grid=grid
-                ):
-                    key = f"conflict_{report.kind}"
-                    stats.outcomes[key] = stats.outcomes.get(key, 0) + 1
-            await self._renew(session, db)
-            await self._advance(session, db, since, last_seq)
+        counts: dict[str, int] = {}
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                # The lease row first: on PostgreSQL its row lock queues any other transaction on
+                # this feed behind ours; then the checkpoint must still be where we read from.
+                await self._renew(session, db)
+                if await self._checkpoint(session, db, lock=True) != since:
+                    raise CheckpointMoved(db)
+                outcomes = await apply_page(
+                    session,
+                    source_db=db,
+                    source_grid=grid,
+                    rows=rows,
+                    grid_index=self.runtime.grids.index,
+                    taxonomy=self.runtime.taxonomy,
+                    timezone=settings.timezone,
+                )
+                for outcome in outcomes:
+                    counts[outcome.action] = counts.get(outcome.action, 0) + 1
+                    if outcome.action == "invalid":
+                        log.warning("invalid document %s in %s: %s", outcome.doc_id, db, outcome.detail)
+                for report, result_rev in conflicts:
+                    if await record_conflict(
+                        session, source_db=db, report=report, result_rev=result_rev, grid=grid
+                    ):
+                        key = f"conflict_{report.kind}"
+                        counts[key] = counts.get(key, 0) + 1
+                await self._advance(session, db, since, last_seq)
+        except IntegrityError:
+            # Only a page someone else applied first may collide; anything else is a real error.
+            async with self.runtime.sessions() as session:
+                if await self._checkpoint(session, db) != since:
+                    raise CheckpointMoved(db) from None
+            raise
+        for key, value in counts.items():
+            stats.outcomes[key] = stats.outcomes.get(key, 0) + value
         stats.changes += len(rows)
         return len(rows)
 

@@ -2,12 +2,14 @@
 it when different fields changed (soft), keeps it for the grid leader when the same field changed
 (hard), and the leader's resolution is written back so that both tablets converge."""
 
+import asyncio
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
 from server.db.models import CaseEvent, Conflict, Finding
+from sync.couch import CouchNotFound
 from tests.conftest import TabletFactory
 from tests.support.docs import hazard
 from tests.support.stack import Stack
@@ -161,3 +163,32 @@ async def test_leader_chooses_a_whole_branch(stack: Stack, tablet_factory: Table
         assert ok.status_code == 200, ok.text
     for seen in await _converged(stack, "h-choose", first, second):
         assert seen["note"] == "乙"
+
+
+async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
+    """After compaction the common ancestor's body is gone: nobody can tell who changed what."""
+    couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
+    base = hazard("vol1", doc_id="h-compacted", note="原始", photo=False)
+    [first] = await couch.bulk_docs(db, [base])
+    root = first["rev"].split("-", 1)[1]
+    branches = [
+        {**base, "note": note, "_rev": f"2-{tag}", "_revisions": {"start": 2, "ids": [tag, root]}}
+        for note, tag in (("甲改备注", "a" * 32), ("乙改等级", "b" * 32))
+    ]
+    branches[1] = {**branches[1], "note": base["note"], "severity": "high"}  # would be soft with its ancestor
+    await couch.bulk_docs(db, branches, new_edits=False)
+    await couch.request("POST", f"/{db}/_compact", json={})
+    for _ in range(50):  # compaction runs in the background
+        try:
+            await couch.get_doc(db, "h-compacted", params={"rev": first["rev"]})
+        except CouchNotFound:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.skip("this CouchDB kept the ancestor's body after compaction")
+    stats = await stack.run_worker()
+    assert stats["conflict_hard"] == 1
+    async with stack.runtime.sessions() as session:
+        conflict = (await session.exec(select(Conflict))).one()
+    assert conflict.ancestor is None and conflict.status == "open"
+    assert set(conflict.fields) == {"note", "severity"}
