@@ -53,15 +53,15 @@ class CaseAccess:
             and_(col(Case.grid_code).is_(None), col(Case.intake_grid).in_(grids)),
         )
 
-    def scope_clause(self) -> ColumnElement[bool]:
-        """SQL condition: the cases this principal may read."""
+    def scope_clause(self, *, whole_set: bool = False) -> ColumnElement[bool]:
+        """SQL condition: the cases this principal may read (``whole_set``: shaped for a count)."""
         principal = self.principal
         if principal.is_admin:
             return true()
         if principal.role is Role.DEPARTMENT:
             if not principal.department:
                 return false()
-            return department_clause(principal.department)
+            return department_clause(principal.department, whole_set=whole_set)
         return self.grid_clause(list(principal.grids))
 
     def in_write_scope(self, case: Case) -> bool:

@@ -149,8 +149,9 @@ class CaseActions:
         except TransitionRefused as exc:
             raise _refused(exc) from exc
         now = utc_now()
+        version = case.version + 1  # read before the update: the session may refresh ``case``
         await self._bump(case, expected, target, now)
-        event = self._event(case.id, "transition", reason, now, version=case.version + 1)
+        event = self._event(case.id, "transition", reason, now, version=version)
         event.from_state, event.to_state = str(current), str(target)
 
     # --- endpoints ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import col, select
 
 from server.db.models import Case, CaseDispatch, CaseState, Finding, as_utc
@@ -96,11 +96,20 @@ def overdue_clause(now: datetime) -> ColumnElement[bool]:
     return col(Case.open_deadline_at) < now
 
 
-def department_clause(department: str) -> ColumnElement[bool]:
-    """The case was dispatched to this department (at any time). An uncorrelated semi-join: the
-    database builds the set once from the dispatch index instead of probing per case scanned."""
-    return col(Case.id).in_(
-        select(CaseDispatch.case_id).where(col(CaseDispatch.department_code) == department)
+def department_clause(department: str, *, whole_set: bool = False) -> ColumnElement[bool]:
+    """The case was dispatched to this department (at any time).
+
+    A page walks cases newest first and stops after a page: a correlated EXISTS (one index seek on
+    (department_code, case_id) per case looked at) is cheapest. A count needs the whole set: an
+    uncorrelated ``id IN (SELECT ...)`` builds it once. (PostgreSQL plans both as semi-joins;
+    SQLite takes them literally.)
+    """
+    if whole_set:
+        return col(Case.id).in_(
+            select(CaseDispatch.case_id).where(col(CaseDispatch.department_code) == department)
+        )
+    return exists().where(
+        col(CaseDispatch.department_code) == department, col(CaseDispatch.case_id) == col(Case.id)
     )
 
 
@@ -118,7 +127,10 @@ def _contains(column: Any, text: str) -> ColumnElement[bool]:
     return column.ilike(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
 
 
-def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bool]]:
+def filter_clauses(
+    filters: CaseFilters, now: datetime, *, whole_set: bool = False
+) -> list[ColumnElement[bool]]:
+    """Conditions for a page (``whole_set`` False) or for counting every match (True)."""
     clauses: list[ColumnElement[bool]] = []
     if filters.grid is not None:
         clauses.append(
@@ -134,7 +146,7 @@ def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bo
     if filters.concern is not None:
         clauses.append(col(Case.concern_code) == filters.concern)
     if filters.department is not None:
-        clauses.append(department_clause(filters.department))
+        clauses.append(department_clause(filters.department, whole_set=whole_set))
     if filters.overdue is not None:
         clauses.append(
             overdue_clause(now)
@@ -151,7 +163,9 @@ def filter_clauses(filters: CaseFilters, now: datetime) -> list[ColumnElement[bo
             or_(
                 _contains(col(Case.summary), text),
                 _contains(col(Case.case_no), text),
-                col(Case.id).in_(select(Finding.case_id).where(_contains(col(Finding.note), text))),
+                col(Case.id).in_(select(Finding.case_id).where(_contains(col(Finding.note), text)))
+                if whole_set
+                else exists().where(col(Finding.case_id) == col(Case.id), _contains(col(Finding.note), text)),
             )
         )
     return clauses

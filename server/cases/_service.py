@@ -82,7 +82,8 @@ class CaseReader:
         self._check_filters(filters)
         now = utc_now()
         conditions = [self.access.scope_clause(), *filter_clauses(filters, now)]
-        count = (await self.session.exec(select(func.count()).select_from(Case).where(*conditions))).one()
+        counted = [self.access.scope_clause(whole_set=True), *filter_clauses(filters, now, whole_set=True)]
+        count = (await self.session.exec(select(func.count()).select_from(Case).where(*counted))).one()
         query = select(Case).where(*conditions)
         if cursor:
             query = query.where(cursor_clause(cursor))

@@ -104,6 +104,8 @@ async def test_leader_walks_the_loop_audited_and_written_back(stack: Stack) -> N
     ]
     assert all(e["actor"] == "lead1" for e in detail["events"][1:])
     assert detail["events"][1]["reason"] == "理由：转到 resolving"
+    assert [e["details"].get("version") for e in detail["events"] if e["action"] == "transition"] == [1, 2, 4]
+    assert detail["version"] == 4  # the follow-up record moved it too
     assert detail["events"][1]["at"].endswith("+08:00")
 
     # The write-back publishes the new state to the tablet's grid database.
