@@ -37,7 +37,7 @@ from server.devcouch import LocalCouch
 from server.provision import setup
 from server.runtime import Runtime
 from server.settings import Settings
-from sync.merge import _finding_fields, apply_page
+from sync.merge import JoinCache, _finding_fields, apply_page
 from tests.support.stack import (
     COUCH_ADMIN,
     GRID_FILE,
@@ -116,6 +116,7 @@ async def _read_pages(runtime: Runtime) -> list[tuple[str, str, list[dict[str, A
 async def _merge(runtime: Runtime, pages: list[tuple[str, str, list[dict[str, Any]], str]]) -> dict[str, int]:
     outcomes: dict[str, int] = {}
     previous: dict[str, str] = {}
+    join_cache = JoinCache()  # as the worker keeps it between pages
     analyze_at = 1
     for number, (db, grid, rows, last_seq) in enumerate(pages, start=1):
         if runtime.engine.dialect.name == "postgresql" and number == analyze_at:
@@ -134,6 +135,7 @@ async def _merge(runtime: Runtime, pages: list[tuple[str, str, list[dict[str, An
                 grid_index=runtime.grids.index,
                 taxonomy=runtime.taxonomy,
                 timezone=runtime.settings.timezone,
+                join_cache=join_cache,
             ):
                 outcomes[outcome.action] = outcomes.get(outcome.action, 0) + 1
             if db in previous:

@@ -13,7 +13,6 @@ shown and never used, so a tablet whose clock is a year off changes nothing. Amo
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
-import json
 import math
 import uuid
 from collections import defaultdict
@@ -22,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Table, TextClause, bindparam, insert, text, update
+from sqlalchemy import Table, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,6 +44,7 @@ __all__ = [
     "MERGED_TYPES",
     "WORKER_ACTOR",
     "ChangeOutcome",
+    "JoinCache",
     "JoinEvidence",
     "apply_change",
     "apply_page",
@@ -53,41 +54,6 @@ WORKER_ACTOR = "system:worker"
 MERGED_TYPES = frozenset({"hazard"})
 _METRES_PER_DEG_LAT = 110_574.0
 _METRES_PER_DEG_LON_EQUATOR = 111_320.0
-_PROBES_PER_QUERY = 1000  # new findings (boxes) per candidate query
-
-
-_CANDIDATE_SQL = (
-    "SELECT DISTINCT f.doc_id, f.case_id, f.author, f.lat, f.lon, f.received_at, c.grid_code, c.concern_code "
-    "FROM {probes} JOIN findings f ON f.concern_code = {c} AND f.lat BETWEEN {a} AND {b} "
-    "AND f.lon BETWEEN {d} AND {e} JOIN cases c ON c.id = f.case_id "
-    "WHERE f.deleted = false AND f.received_at >= :oldest AND c.state <> :closed"
-)
-
-
-def _candidate_query(postgresql: bool) -> TextClause:
-    """Live findings of open cases inside any of the boxes in ``:probes`` (a JSON array): one
-    index range probe on (concern_code, lat) per box, in one statement with three parameters."""
-    if postgresql:
-        sql = _CANDIDATE_SQL.format(
-            probes="jsonb_to_recordset(CAST(:probes AS jsonb)) "
-            "AS p(c text, a float8, b float8, d float8, e float8)",
-            c="p.c",
-            a="p.a",
-            b="p.b",
-            d="p.d",
-            e="p.e",
-        )
-    else:
-        sql = _CANDIDATE_SQL.format(
-            probes="json_each(:probes) AS p",
-            **{k: f"json_extract(p.value, '$.{k}')" for k in "cabde"},
-        )
-    return text(sql).bindparams(bindparam("oldest", type_=DateTime(timezone=True)))
-
-
-_CANDIDATES = {
-    flag: _candidate_query(flag).columns(received_at=DateTime(timezone=True)) for flag in (False, True)
-}
 
 
 @dataclass(frozen=True)
@@ -133,6 +99,9 @@ class _JoinIndex:
     cells: dict[tuple[str, str, int, int], list[tuple[float, float, float, _Member]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    by_case: dict[str, list[tuple[tuple[str, str, int, int], tuple[float, float, float, _Member]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def __post_init__(self) -> None:
         self._x_scale = _METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.lat0))
@@ -144,7 +113,13 @@ class _JoinIndex:
         r = self.radius[concern]
         x, y = self._xy(member.lat, member.lon)
         key = (grid, concern, math.floor(x / r), math.floor(y / r))
-        self.cells[key].append((x, y, member.received_at.timestamp(), member))
+        entry = (x, y, member.received_at.timestamp(), member)
+        self.cells[key].append(entry)
+        self.by_case[member.case_id].append((key, entry))
+
+    def remove_case(self, case_id: str) -> None:
+        for key, entry in self.by_case.pop(case_id, ()):
+            self.cells[key].remove(entry)
 
     def match(
         self, grid: str, concern: str, lat: float, lon: float, received_at: datetime
@@ -282,50 +257,131 @@ async def _known(session: AsyncSession, doc_ids: Sequence[str]) -> dict[str, Fin
     return known
 
 
-async def _load_join_index(
-    session: AsyncSession, taxonomy: Taxonomy, probes: Sequence[tuple[str, str, float, float]], now: datetime
-) -> _JoinIndex:
-    """Live findings of open cases near the page's new findings (grid, concern, lat, lon)."""
-    concerns = {c for _, c, _, _ in probes}
-    index = _JoinIndex(
-        radius={c: _concern_radius(taxonomy, c) for c in concerns},
-        window={c: _concern_window(taxonomy, c) for c in concerns},
-        # whole degrees: the same plane for every page, so page boundaries never change a decision
-        lat0=float(round(probes[0][2])) if probes else 0.0,
-    )
-    if not probes:
-        return index
-    oldest = now - timedelta(hours=max(index.window.values()))
-    # Probes of one concern that fall in the same cell of four radii share one box: a wide radius
-    # (a missing person: 500 m) would otherwise fetch the same rows once per probe.
-    boxes: dict[tuple[str, int, int], list[float]] = {}
-    for _, concern, lat, lon in probes:
-        r = index.radius[concern] * 1.01
-        dlat = r / _METRES_PER_DEG_LAT
-        dlon = r / (_METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(min(89.0, abs(lat) + dlat))))
-        x, y = index._xy(lat, lon)
-        key = (concern, math.floor(x / (4 * r)), math.floor(y / (4 * r)))
-        box = boxes.get(key)
-        if box is None:
-            boxes[key] = [lat - dlat, lat + dlat, lon - dlon, lon + dlon]
-        else:
-            box[0], box[1] = min(box[0], lat - dlat), max(box[1], lat + dlat)
-            box[2], box[3] = min(box[2], lon - dlon), max(box[3], lon + dlon)
-    connection = await session.connection()
-    query = _CANDIDATES[connection.dialect.name == "postgresql"]
-    items = [{"c": c, "a": a, "b": b, "d": d, "e": e} for (c, _, _), (a, b, d, e) in boxes.items()]
-    for start in range(0, len(items), _PROBES_PER_QUERY):
-        params = {
-            "probes": json.dumps(items[start : start + _PROBES_PER_QUERY]),
-            "oldest": oldest,
-            "closed": str(CaseState.CLOSED),
-        }
-        for doc_id, case_id, author, lat, lon, received_at, grid, concern in await connection.execute(
-            query, params
+_REFRESH_SLACK = timedelta(minutes=5)
+"""Cases changed this long before the last check are looked at again: other writers' clocks and
+transactions still open at the check."""
+_CACHE_LIFETIME = timedelta(minutes=10)
+
+
+class JoinCache:
+    """Join candidates kept by one worker between pages: live findings of open cases, per
+    (grid, concern), loaded once and then refreshed from the cases anyone else changed.
+
+    Each page: cases whose ``updated_at`` moved since the last check (minus a slack for other
+    clocks and open transactions), other than by this worker's own writes, are reloaded; the cases
+    chosen for joins are checked to be still open before anything is written, and the whole cache
+    is rebuilt when one is not (a state change that did not touch ``updated_at``). The caller must
+    ``clear()`` it when a page's transaction fails, since the page's own additions are in it.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.index: _JoinIndex | None = None
+        self.loaded: set[tuple[str, str]] = set()
+        self.checked_at: datetime | None = None
+        self.created_at: datetime | None = None
+        self.own_stamps: set[datetime] = set()
+        self.dirty: set[str] = set()
+        self.taxonomy: Taxonomy | None = None
+
+    def touched(self, case_id: str) -> None:
+        """This worker changed a case's findings in a way the index must re-read."""
+        self.dirty.add(case_id)
+
+    async def index_for(
+        self,
+        session: AsyncSession,
+        taxonomy: Taxonomy,
+        pairs: set[tuple[str, str]],
+        lat0: float,
+        now: datetime,
+    ) -> _JoinIndex:
+        if (
+            self.index is None
+            or self.taxonomy is not taxonomy
+            or now - (self.created_at or now) > _CACHE_LIFETIME
         ):
-            if concern in index.radius and grid is not None and case_id is not None:
-                index.add(grid, concern, _Member(doc_id, case_id, author, lat, lon, as_utc(received_at)))
-    return index
+            self.clear()
+            self.taxonomy, self.created_at = taxonomy, now
+            self.index = _JoinIndex(
+                radius={c: _concern_radius(taxonomy, c) for c in taxonomy.concerns},
+                window={c: _concern_window(taxonomy, c) for c in taxonomy.concerns},
+                lat0=float(round(lat0)),  # whole degrees: every page on the same plane
+            )
+        index = self.index
+        oldest = now - timedelta(hours=max(index.window.values(), default=72.0))
+        if self.loaded and self.checked_at is not None:
+            grids = sorted({g for g, _ in self.loaded})
+            since = self.checked_at - _REFRESH_SLACK
+            own = sorted(t for t in self.own_stamps if t >= since)
+            rows = await session.exec(
+                select(Case.id, Case.updated_at).where(
+                    col(Case.grid_code).in_(grids),
+                    col(Case.updated_at) >= since,
+                    col(Case.updated_at).not_in(own),
+                )
+            )
+            changed = {cid for cid, at in rows.all() if as_utc(at) not in self.own_stamps} | self.dirty
+            for case_id in changed:
+                index.remove_case(case_id)
+            await self._load(session, oldest, case_ids=sorted(changed))
+        self.dirty.clear()
+        self.checked_at = now
+        self.own_stamps = {t for t in self.own_stamps if t >= now - 2 * _REFRESH_SLACK}
+        for concern in {c for _, c in pairs}:
+            index.radius.setdefault(concern, _concern_radius(taxonomy, concern))
+            index.window.setdefault(concern, _concern_window(taxonomy, concern))
+        missing = pairs - self.loaded
+        if missing:
+            await self._load(session, oldest, pairs=missing)
+            self.loaded |= missing
+        return index
+
+    async def _load(
+        self,
+        session: AsyncSession,
+        oldest: datetime,
+        *,
+        pairs: set[tuple[str, str]] | None = None,
+        case_ids: Sequence[str] = (),
+    ) -> None:
+        assert self.index is not None
+        base = (
+            sa_select(
+                col(Finding.doc_id),
+                col(Finding.case_id),
+                col(Finding.author),
+                col(Finding.lat),
+                col(Finding.lon),
+                col(Finding.received_at),
+                col(Case.grid_code),
+                col(Case.concern_code),
+            )
+            .join(Case, col(Case.id) == col(Finding.case_id))
+            .where(
+                col(Finding.deleted).is_(False),
+                col(Finding.received_at) >= oldest,
+                col(Case.state) != CaseState.CLOSED,
+            )
+        )
+        queries = []
+        if pairs:
+            grids, concerns = sorted({g for g, _ in pairs}), sorted({c for _, c in pairs})
+            queries.append(base.where(col(Case.grid_code).in_(grids), col(Case.concern_code).in_(concerns)))
+        for start in range(0, len(case_ids), 500):
+            queries.append(base.where(col(Case.id).in_(case_ids[start : start + 500])))
+        for query in queries:
+            rows = (await session.exec(query)).all()  # type: ignore[call-overload]
+            for doc_id, case_id, author, lat, lon, received_at, grid, concern in rows:
+                if grid is None or case_id is None:
+                    continue
+                if pairs is not None and (grid, concern) not in pairs:
+                    continue
+                if pairs is None and (grid, concern) not in self.loaded:
+                    continue
+                self.index.add(grid, concern, _Member(doc_id, case_id, author, lat, lon, as_utc(received_at)))
 
 
 def _concern_radius(taxonomy: Taxonomy, code: str) -> float:
@@ -358,9 +414,16 @@ async def apply_page(
     taxonomy: Taxonomy,
     timezone: str = "Asia/Shanghai",
     now: datetime | None = None,
+    join_cache: "JoinCache | None" = None,
 ) -> list[ChangeOutcome]:
-    """Apply one page of ``_changes`` rows (``include_docs``) in the caller's transaction."""
+    """Apply one page of ``_changes`` rows (``include_docs``) in the caller's transaction.
+
+    ``join_cache`` keeps join candidates between pages (a worker passes its own and clears it when
+    the transaction fails); without one, candidates are read afresh.
+    """
     now = now or utc_now()
+    join_cache = join_cache if join_cache is not None else JoinCache()
+    join_cache.own_stamps.add(now)
     changes, outcomes = _changes_of(rows)
     applied = await _applied(session, changes)
     outcomes += [ChangeOutcome("duplicate", doc_id=c.doc_id) for c in changes if (c.doc_id, c.rev) in applied]
@@ -375,7 +438,9 @@ async def apply_page(
             if finding is None:
                 outcomes.append(ChangeOutcome("skipped", doc_id=change.doc_id))
             else:
-                outcomes.append(_withdraw(session, finding, change.rev, now))
+                if finding.case_id is not None:
+                    join_cache.touched(finding.case_id)
+                outcomes.append(await _withdraw(session, finding, change.rev, now))
         else:
             try:
                 validate_document(change.doc, taxonomy)
@@ -387,6 +452,8 @@ async def apply_page(
             if finding is None:
                 fresh.append(_New(change, _finding_fields(current, taxonomy)))
             else:
+                if finding.case_id is not None:
+                    join_cache.touched(finding.case_id)
                 outcomes.append(await _update(session, finding, current, change.rev, taxonomy, now))
         revisions.append(
             {
@@ -399,7 +466,7 @@ async def apply_page(
         )
     if fresh:
         outcomes += await _create_or_join(
-            session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now
+            session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now, join_cache
         )
     if revisions:
         await session.exec(insert(_table(FindingRevision)), params=revisions)
@@ -444,6 +511,38 @@ def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
         new.candidates = list(assignment.candidates)
 
 
+def _decide(
+    fresh: Sequence[_New], index: _JoinIndex, now: datetime
+) -> list[tuple[_New, str, JoinEvidence | None]]:
+    """Join or open, finding by finding in feed order; each new finding is a candidate for the next."""
+    decisions: list[tuple[_New, str, JoinEvidence | None]] = []
+    for new in fresh:
+        concern = new.fields["concern_code"]
+        evidence = (
+            index.match(new.grid, concern, new.fields["lat"], new.fields["lon"], now) if new.grid else None
+        )
+        case_id = evidence.case_id if evidence else str(uuid.uuid4())
+        decisions.append((new, case_id, evidence))
+        if new.grid:
+            member = _Member(
+                new.change.doc_id, case_id, new.fields["author"], new.fields["lat"], new.fields["lon"], now
+            )
+            index.add(new.grid, concern, member)
+    return decisions
+
+
+async def _all_open(session: AsyncSession, case_ids: Sequence[str]) -> bool:
+    found = 0
+    for start in range(0, len(case_ids), 500):
+        rows = await session.exec(
+            select(Case.id).where(
+                col(Case.id).in_(case_ids[start : start + 500]), col(Case.state) != CaseState.CLOSED
+            )
+        )
+        found += len(rows.all())
+    return found == len(case_ids)
+
+
 async def _create_or_join(
     session: AsyncSession,
     source_db: str,
@@ -453,6 +552,7 @@ async def _create_or_join(
     taxonomy: Taxonomy,
     timezone: str,
     now: datetime,
+    join_cache: "JoinCache",
 ) -> list[ChangeOutcome]:
     _assign(fresh, grid_index)
     probes = [
@@ -460,23 +560,21 @@ async def _create_or_join(
         for n in fresh
         if n.grid is not None
     ]
-    index = await _load_join_index(session, taxonomy, probes, now)
-    decisions: list[tuple[_New, str, JoinEvidence | None]] = []
+    pairs = {(g, c) for g, c, _, _ in probes}
+    lat0 = probes[0][2] if probes else 31.0
+    for _attempt in range(3):
+        index = await join_cache.index_for(session, taxonomy, pairs, lat0, now)
+        decisions = _decide(fresh, index, now)
+        opening = {case_id for _, case_id, e in decisions if e is None}
+        chosen = sorted({e.case_id for _, _, e in decisions if e is not None} - opening)
+        if not chosen or await _all_open(session, chosen):
+            break
+        join_cache.clear()  # someone closed a case without touching it: start from SQL again
+    join_cache.own_stamps.add(now)
     opened: dict[str | None, list[str]] = defaultdict(list)
-    for new in fresh:
-        concern = new.fields["concern_code"]
-        evidence = (
-            index.match(new.grid, concern, new.fields["lat"], new.fields["lon"], now) if new.grid else None
-        )
-        case_id = evidence.case_id if evidence else str(uuid.uuid4())
+    for new, case_id, evidence in decisions:
         if evidence is None:
             opened[new.grid].append(case_id)
-        decisions.append((new, case_id, evidence))
-        if new.grid:
-            member = _Member(
-                new.change.doc_id, case_id, new.fields["author"], new.fields["lat"], new.fields["lon"], now
-            )
-            index.add(new.grid, concern, member)
 
     numbers: dict[str, str] = {}
     for grid in sorted(opened, key=lambda g: g or ""):
@@ -665,12 +763,13 @@ async def _update(
     return ChangeOutcome("updated", finding.case_id, doc_id=finding.doc_id)
 
 
-def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: datetime) -> ChangeOutcome:
+async def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: datetime) -> ChangeOutcome:
     finding.deleted = True
     finding.rev = rev
     finding.status_version += 1
     session.add(finding)
     if finding.case_id is not None:
+        await _touch_cases(session, [finding.case_id], now)  # other workers' join caches look here
         session.add(
             CaseEvent(
                 case_id=finding.case_id,

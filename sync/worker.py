@@ -27,7 +27,7 @@ from server.runtime import Runtime
 from sync.conflicts import ConflictReport, ConflictWriteError, examine, write_resolution
 from sync.conflicts import record as record_conflict
 from sync.couch import CouchError
-from sync.merge import MERGED_TYPES, apply_page
+from sync.merge import MERGED_TYPES, JoinCache, apply_page
 from sync.writeback import publish_statuses
 
 __all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
@@ -70,6 +70,7 @@ class ChangeFollower:
         self.healthy = True
         self.last_error: str | None = None
         self.consecutive_errors = 0
+        self.join_cache = JoinCache()
 
     def feeds(self) -> list[tuple[str, str]]:
         """(database, grid code) of every alerts database, then of every grid database: urgent
@@ -199,6 +200,7 @@ class ChangeFollower:
                     grid_index=self.runtime.grids.index,
                     taxonomy=self.runtime.taxonomy,
                     timezone=settings.timezone,
+                    join_cache=self.join_cache,
                 )
                 for outcome in outcomes:
                     counts[outcome.action] = counts.get(outcome.action, 0) + 1
@@ -211,7 +213,10 @@ class ChangeFollower:
                         key = f"conflict_{report.kind}"
                         counts[key] = counts.get(key, 0) + 1
                 await self._advance(session, db, since, last_seq)
-        except IntegrityError:
+        except BaseException as exc:
+            self.join_cache.clear()  # it holds this page's additions, now rolled back
+            if not isinstance(exc, IntegrityError):
+                raise
             # Only a page someone else applied first may collide; anything else is a real error.
             async with self.runtime.sessions() as session:
                 if await self._checkpoint(session, db) != since:

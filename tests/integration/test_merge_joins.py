@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from server.db.models import Case, CaseEvent, CaseLink, CaseState, FeedCheckpoint, Finding
+from sync.worker import ChangeFollower
 from tests.support.docs import ZR01_POINT, hazard
 from tests.support.stack import Stack
 
@@ -191,3 +192,32 @@ async def test_replay_changes_nothing(stack: Stack) -> None:
     stats = await stack.run_worker()
     assert stats["duplicate"] == 6
     assert await cases_by_finding(stack) == before
+
+
+async def test_a_long_running_worker_sees_what_others_changed(stack: Stack) -> None:
+    """The worker keeps join candidates between passes; changes made by others (a case closed
+    without touching it, a case merged away by a leader) must still be honoured."""
+    follower = ChangeFollower(stack.runtime)
+    await write(stack, hazard("vol1", doc_id="w-1", point=near(0), photo=False))
+    await write(stack, hazard("vol1", doc_id="w-2", point=near(200), photo=False))
+    await follower.run_once()
+    placed = await cases_by_finding(stack)
+    async with stack.runtime.sessions() as session, session.begin():
+        await session.exec(
+            update(Case).where(col(Case.id) == placed["w-1"]).values(state=CaseState.CLOSED)  # type: ignore[call-overload]
+        )
+    async with stack.http("lead1") as client:  # w-2's case absorbed by a third one, by hand
+        await write(stack, hazard("vol1", doc_id="w-3", point=near(400), photo=False))
+        await follower.run_once()
+        placed = await cases_by_finding(stack)
+        merged = await client.post(f"/api/cases/{placed['w-3']}/merge", json={"other_case_id": placed["w-2"]})
+        assert merged.status_code == 200
+    await write(
+        stack,
+        hazard("vol1b", doc_id="w-1b", point=near(3), photo=False),
+        hazard("vol1b", doc_id="w-2b", point=near(203), photo=False),
+    )
+    await follower.run_once()
+    after = await cases_by_finding(stack)
+    assert after["w-1b"] not in {placed["w-1"], placed["w-2"], placed["w-3"]}  # closed: a new case
+    assert after["w-2b"] == placed["w-3"]  # joins where w-2 lives now
