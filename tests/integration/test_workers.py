@@ -90,11 +90,13 @@ def stack_env(stack: Stack, **extra: str) -> dict[str, str]:
     }
 
 
+# Several workers at once is a PostgreSQL deployment; SQLite deployments run one worker.
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_two_workers_apply_every_finding_exactly_once(
     stack: Stack, database_url: str, tmp_path: Path
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several workers at once is a PostgreSQL deployment")
     total = await load_demo(stack, 3000)
     other = await Runtime.open(stack.settings)  # its own engine and connections
     try:
