@@ -20,6 +20,7 @@ from field_schema._errors import FieldError, field_errors, rule_error
 __all__ = [
     "CATEGORY_CODE_PATTERN",
     "CONCERN_CODE_PATTERN",
+    "DEFAULT_JOIN_WINDOW_H",
     "DEFAULT_TAXONOMY_FILE",
     "DEPARTMENT_CODE_PATTERN",
     "Category",
@@ -42,6 +43,8 @@ CATEGORY_CODE_PATTERN = r"^[0-9]{2}$"
 CONCERN_CODE_PATTERN = r"^[0-9]{2}-[0-9]{2,3}$"
 DEPARTMENT_CODE_PATTERN = r"^[a-z][a-z0-9_]{1,31}$"
 Name = Annotated[str, Field(min_length=1, max_length=100)]
+DEFAULT_JOIN_WINDOW_H = 72.0
+"""Default join window: a problem seen again within three days is probably the same problem."""
 
 
 class Severity(StrEnum):
@@ -84,6 +87,8 @@ class ConcernEntry(_Entry):
     departments: Annotated[list[str], Field(min_length=1, max_length=10)]
     radius_m: Annotated[float, Field(gt=0, le=5000)]
     """Two findings of this concern closer than this are likely the same problem."""
+    join_window_h: Annotated[float, Field(gt=0, le=24 * 365)] = DEFAULT_JOIN_WINDOW_H
+    """...and received by the server at most this many hours apart (optional in the file)."""
 
 
 class TaxonomyDocument(BaseModel):
@@ -170,6 +175,7 @@ class Concern:
     departments: tuple[str, ...]
     radius_m: float
     retired: bool = False
+    join_window_h: float = DEFAULT_JOIN_WINDOW_H
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,7 @@ class Taxonomy:
                     departments=tuple(c.departments),
                     radius_m=c.radius_m,
                     retired=c.retired,
+                    join_window_h=c.join_window_h,
                 )
                 for c in document.concerns
             },

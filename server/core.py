@@ -26,10 +26,11 @@ class ApplicationCore(InitPluginProtocol):
         from server.deps import provide_principal, provide_runtime, provide_session  # noqa: PLC0415
         from server.errors import exception_handlers  # noqa: PLC0415
         from server.gateway import make_sync_handler  # noqa: PLC0415
+        from server.merging import CaseMergingController, ConflictController  # noqa: PLC0415
         from server.refusals import list_refusals  # noqa: PLC0415
         from server.schemas import SchemaController  # noqa: PLC0415
         from server.syncstatus import my_sync_status, user_sync_status  # noqa: PLC0415
-        from server.system import health, issue_token, metrics  # noqa: PLC0415
+        from server.system import health, issue_token, metrics, worker_health  # noqa: PLC0415
         from server.taxonomy import TaxonomyController  # noqa: PLC0415
         from server.users import UserController, me  # noqa: PLC0415
 
@@ -40,6 +41,8 @@ class ApplicationCore(InitPluginProtocol):
             [
                 make_sync_handler(settings.gateway.max_body_bytes),
                 CaseController,
+                CaseMergingController,
+                ConflictController,
                 UserController,
                 me,
                 list_refusals,
@@ -49,6 +52,7 @@ class ApplicationCore(InitPluginProtocol):
                 SchemaController,
                 TaxonomyController,
                 health,
+                worker_health,
                 issue_token,
                 metrics,
             ]

@@ -155,6 +155,9 @@ class WorkerSettings:
     """GRIDPATROL_WORKER_POLL: seconds between polls when every feed is drained."""
     max_backoff_s: float = 30.0
     """GRIDPATROL_WORKER_MAX_BACKOFF: ceiling of the retry delay after an error."""
+    lease_s: float = 30.0
+    """GRIDPATROL_WORKER_LEASE: seconds a worker keeps a feed without renewing it; a crashed
+    worker's feeds pass to another after this long."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class Settings:
                 batch_size=_int(env, "GRIDPATROL_WORKER_BATCH", 200),
                 idle_poll_s=_float(env, "GRIDPATROL_WORKER_POLL", 1.0),
                 max_backoff_s=_float(env, "GRIDPATROL_WORKER_MAX_BACKOFF", 30.0),
+                lease_s=_float(env, "GRIDPATROL_WORKER_LEASE", 30.0),
             ),
         )
         settings.check()

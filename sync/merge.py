@@ -1,35 +1,170 @@
-"""The merge engine: one change from a grid database becomes findings and case records in SQL.
+"""The merge engine: a page of changes from a grid database becomes findings and case records in SQL.
 
-``apply_change`` runs inside the caller's transaction (the same one that moves the checkpoint),
-and is idempotent by (document id, revision): replaying a change does nothing.
+``apply_page`` runs inside the caller's transaction (the same one that moves the checkpoint) and
+is idempotent by (document id, revision): replaying a page does nothing. It is set-based: one
+query for the revisions already applied, one for the findings already known, one for the open
+cases that new findings may join, then bulk inserts.
+
+Joining: a new finding joins an open (not closed) case of the same concern in the same grid when
+one of that case's live findings lies within the concern's ``radius_m`` and was *received* at most
+``join_window_h`` hours earlier. Receive time is the server's (the worker's clock when it first
+applies the finding) and ties follow the feed's sequence order; the device's ``observed_at`` is
+shown and never used, so a tablet whose clock is a year off changes nothing. Among several
+matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
+import math
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import Table, insert, update
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
 from geo import GridIndex, to_wgs84
-from server.db.models import Case, CaseEvent, CaseState, Finding, FindingRevision, utc_now
+from server.db.models import (
+    Case,
+    CaseEvent,
+    CaseLink,
+    CaseState,
+    Finding,
+    FindingRevision,
+    as_utc,
+    utc_now,
+)
 from sync.case_numbers import allocate_case_numbers
 
-__all__ = ["WORKER_ACTOR", "ChangeOutcome", "apply_change"]
+__all__ = [
+    "MERGED_TYPES",
+    "WORKER_ACTOR",
+    "ChangeOutcome",
+    "JoinCache",
+    "JoinEvidence",
+    "apply_change",
+    "apply_page",
+]
 
 WORKER_ACTOR = "system:worker"
 MERGED_TYPES = frozenset({"hazard"})
+_METRES_PER_DEG_LAT = 110_574.0
+_METRES_PER_DEG_LON_EQUATOR = 111_320.0
 
 
 @dataclass(frozen=True)
 class ChangeOutcome:
     action: str
-    """skipped, duplicate, invalid, created, updated, deleted."""
+    """skipped, duplicate, invalid, created, joined, updated, deleted."""
     case_id: str | None = None
     detail: str = ""
+    doc_id: str = ""
+
+
+@dataclass(frozen=True)
+class JoinEvidence:
+    matched_finding: str
+    matched_author: str
+    case_id: str
+    distance_m: float
+    gap_s: float
+    radius_m: float
+    window_h: float
+
+
+@dataclass
+class _Member:
+    """A live finding of an open case, as a join target."""
+
+    finding_id: str
+    case_id: str
+    author: str
+    lat: float
+    lon: float
+    received_at: datetime
+
+
+@dataclass
+class _JoinIndex:
+    """Open-case findings bucketed by (grid, concern, cell of the concern's radius), on a local
+    plane (metres east/north of ``lat0``: exact to well under 0.1 % across a district)."""
+
+    radius: dict[str, float]
+    window: dict[str, float]
+    lat0: float = 0.0
+    cells: dict[tuple[str, str, int, int], list[tuple[float, float, float, _Member]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    by_case: dict[str, list[tuple[tuple[str, str, int, int], tuple[float, float, float, _Member]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def __post_init__(self) -> None:
+        self._x_scale = _METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.lat0))
+
+    def _xy(self, lat: float, lon: float) -> tuple[float, float]:
+        return lon * self._x_scale, lat * _METRES_PER_DEG_LAT
+
+    def add(self, grid: str, concern: str, member: _Member) -> None:
+        r = self.radius[concern]
+        x, y = self._xy(member.lat, member.lon)
+        key = (grid, concern, math.floor(x / r), math.floor(y / r))
+        entry = (x, y, member.received_at.timestamp(), member)
+        self.cells[key].append(entry)
+        self.by_case[member.case_id].append((key, entry))
+
+    def remove_case(self, case_id: str) -> None:
+        for key, entry in self.by_case.pop(case_id, ()):
+            self.cells[key].remove(entry)
+
+    def match(
+        self, grid: str, concern: str, lat: float, lon: float, received_at: datetime
+    ) -> JoinEvidence | None:
+        radius, window_h = self.radius[concern], self.window[concern]
+        x, y = self._xy(lat, lon)
+        cx, cy = math.floor(x / radius), math.floor(y / radius)
+        now, window_s, limit = received_at.timestamp(), window_h * 3600, radius * radius
+        best: tuple[float, float, str, _Member] | None = None
+        cells = self.cells
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for mx, my, mt, member in cells.get((grid, concern, cx + dx, cy + dy), ()):
+                    squared = (mx - x) ** 2 + (my - y) ** 2
+                    if squared > limit or not 0 <= now - mt <= window_s:
+                        continue
+                    key = (squared, mt, member.finding_id, member)
+                    if best is None or key[:3] < best[:3]:
+                        best = key
+        if best is None:
+            return None
+        member = best[3]
+        return JoinEvidence(
+            matched_finding=member.finding_id,
+            matched_author=member.author,
+            case_id=member.case_id,
+            distance_m=round(distance_m(lat, lon, member.lat, member.lon), 2),
+            gap_s=round((received_at - member.received_at).total_seconds(), 3),
+            radius_m=radius,
+            window_h=window_h,
+        )
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table of a model: Core executemany skips the ORM's per-row bookkeeping."""
+    table: Table = model.__table__
+    return table
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres between two nearby WGS-84 points (equirectangular; exact enough within a district)."""
+    mean = math.radians((lat1 + lat2) / 2)
+    dy = (lat2 - lat1) * _METRES_PER_DEG_LAT
+    dx = (lon2 - lon1) * _METRES_PER_DEG_LON_EQUATOR * math.cos(mean)
+    return math.hypot(dx, dy)
 
 
 def _parse_time(value: Any) -> datetime:
@@ -41,51 +176,6 @@ def _parse_time(value: Any) -> datetime:
         except ValueError:
             return utc_now()
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-async def apply_change(
-    session: AsyncSession,
-    *,
-    source_db: str,
-    source_grid: str | None,
-    row: Mapping[str, Any],
-    grid_index: GridIndex | None,
-    taxonomy: Taxonomy,
-    timezone: str = "Asia/Shanghai",
-) -> ChangeOutcome:
-    doc_id = str(row["id"])
-    doc: Mapping[str, Any] | None = row.get("doc")
-    if doc_id.startswith("_design/") or doc is None:
-        return ChangeOutcome("skipped")
-    rev = str(doc.get("_rev") or row["changes"][0]["rev"])
-    deleted = bool(row.get("deleted") or doc.get("_deleted"))
-    if not deleted and doc.get("type") not in MERGED_TYPES:
-        return ChangeOutcome("skipped")
-    already = await session.exec(
-        select(FindingRevision.id).where(FindingRevision.doc_id == doc_id, FindingRevision.rev == rev)
-    )
-    if already.first() is not None:
-        return ChangeOutcome("duplicate")
-    finding = await session.get(Finding, doc_id)
-    if deleted:
-        if finding is None:
-            return ChangeOutcome("skipped")
-        outcome = await _withdraw(session, finding, rev)
-    else:
-        try:
-            validate_document(doc, taxonomy)
-        except DocumentInvalid as exc:
-            # The gateway refuses these at push; one can still arrive written straight to CouchDB.
-            return ChangeOutcome("invalid", detail=str(exc))
-        current = upgrade(doc)
-        if finding is None:
-            outcome = await _create(
-                session, source_db, source_grid, current, rev, grid_index, taxonomy, timezone
-            )
-        else:
-            outcome = await _update(session, finding, current, rev, grid_index, taxonomy)
-    session.add(FindingRevision(doc_id=doc_id, rev=rev, source_db=source_db, seq=str(row.get("seq", ""))))
-    return outcome
 
 
 def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
@@ -111,54 +201,531 @@ def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy) -> dict[str, Any
     }
 
 
-async def _create(
+@dataclass
+class _Change:
+    doc_id: str
+    rev: str
+    seq: str
+    deleted: bool
+    doc: Mapping[str, Any]
+
+
+def _changes_of(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Change], list[ChangeOutcome]]:
+    """The rows that concern findings, in feed order (last row wins for a repeated id)."""
+    kept: dict[str, _Change] = {}
+    skipped: list[ChangeOutcome] = []
+    for row in rows:
+        doc_id = str(row["id"])
+        doc: Mapping[str, Any] | None = row.get("doc")
+        if doc_id.startswith("_design/") or doc is None:
+            skipped.append(ChangeOutcome("skipped", doc_id=doc_id))
+            continue
+        deleted = bool(row.get("deleted") or doc.get("_deleted"))
+        if not deleted and doc.get("type") not in MERGED_TYPES:
+            skipped.append(ChangeOutcome("skipped", doc_id=doc_id))
+            continue
+        rev = str(doc.get("_rev") or row["changes"][0]["rev"])
+        kept.pop(doc_id, None)
+        kept[doc_id] = _Change(doc_id, rev, str(row.get("seq", "")), deleted, doc)
+    return list(kept.values()), skipped
+
+
+async def _applied(session: AsyncSession, changes: Sequence[_Change]) -> set[tuple[str, str]]:
+    if not changes:
+        return set()
+    pairs = [(c.doc_id, c.rev) for c in changes]
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        rows = await session.exec(
+            select(FindingRevision.doc_id, FindingRevision.rev).where(
+                col(FindingRevision.doc_id).in_([d for d, _ in chunk])
+            )
+        )
+        wanted = set(chunk)
+        found.update(pair for pair in rows.all() if pair in wanted)
+    return found
+
+
+async def _known(session: AsyncSession, doc_ids: Sequence[str]) -> dict[str, Finding]:
+    known: dict[str, Finding] = {}
+    for start in range(0, len(doc_ids), 500):
+        rows = await session.exec(
+            select(Finding).where(col(Finding.doc_id).in_(doc_ids[start : start + 500]))
+        )
+        known.update({f.doc_id: f for f in rows.all()})
+    return known
+
+
+_REFRESH_SLACK = timedelta(minutes=5)
+"""Cases changed this long before the last check are looked at again: other writers' clocks and
+transactions still open at the check."""
+_CACHE_LIFETIME = timedelta(minutes=10)
+
+
+class JoinCache:
+    """Join candidates kept by one worker between pages: live findings of open cases, per
+    (grid, concern), loaded once and then refreshed from the cases anyone else changed.
+
+    Each page: cases whose ``updated_at`` moved since the last check (minus a slack for other
+    clocks and open transactions), other than by this worker's own writes, are reloaded; the cases
+    chosen for joins are checked to be still open before anything is written, and the whole cache
+    is rebuilt when one is not (a state change that did not touch ``updated_at``). The caller must
+    ``clear()`` it when a page's transaction fails, since the page's own additions are in it.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.index: _JoinIndex | None = None
+        self.loaded: set[tuple[str, str]] = set()
+        self.checked_at: datetime | None = None
+        self.created_at: datetime | None = None
+        self.own_stamps: set[datetime] = set()
+        self.dirty: set[str] = set()
+        self.taxonomy: Taxonomy | None = None
+
+    def touched(self, case_id: str) -> None:
+        """This worker changed a case's findings in a way the index must re-read."""
+        self.dirty.add(case_id)
+
+    async def index_for(
+        self,
+        session: AsyncSession,
+        taxonomy: Taxonomy,
+        pairs: set[tuple[str, str]],
+        lat0: float,
+        now: datetime,
+    ) -> _JoinIndex:
+        if (
+            self.index is None
+            or self.taxonomy is not taxonomy
+            or now - (self.created_at or now) > _CACHE_LIFETIME
+        ):
+            self.clear()
+            self.taxonomy, self.created_at = taxonomy, now
+            self.index = _JoinIndex(
+                radius={c: _concern_radius(taxonomy, c) for c in taxonomy.concerns},
+                window={c: _concern_window(taxonomy, c) for c in taxonomy.concerns},
+                lat0=float(round(lat0)),  # whole degrees: every page on the same plane
+            )
+        index = self.index
+        oldest = now - timedelta(hours=max(index.window.values(), default=72.0))
+        if self.loaded and self.checked_at is not None:
+            grids = sorted({g for g, _ in self.loaded})
+            since = self.checked_at - _REFRESH_SLACK
+            own = sorted(t for t in self.own_stamps if t >= since)
+            rows = await session.exec(
+                select(Case.id, Case.updated_at).where(
+                    col(Case.grid_code).in_(grids),
+                    col(Case.updated_at) >= since,
+                    col(Case.updated_at).not_in(own),
+                )
+            )
+            changed = {cid for cid, at in rows.all() if as_utc(at) not in self.own_stamps} | self.dirty
+            for case_id in changed:
+                index.remove_case(case_id)
+            await self._load(session, oldest, case_ids=sorted(changed))
+        self.dirty.clear()
+        self.checked_at = now
+        self.own_stamps = {t for t in self.own_stamps if t >= now - 2 * _REFRESH_SLACK}
+        for concern in {c for _, c in pairs}:
+            index.radius.setdefault(concern, _concern_radius(taxonomy, concern))
+            index.window.setdefault(concern, _concern_window(taxonomy, concern))
+        missing = pairs - self.loaded
+        if missing:
+            await self._load(session, oldest, pairs=missing)
+            self.loaded |= missing
+        return index
+
+    async def _load(
+        self,
+        session: AsyncSession,
+        oldest: datetime,
+        *,
+        pairs: set[tuple[str, str]] | None = None,
+        case_ids: Sequence[str] = (),
+    ) -> None:
+        assert self.index is not None
+        base = (
+            sa_select(
+                col(Finding.doc_id),
+                col(Finding.case_id),
+                col(Finding.author),
+                col(Finding.lat),
+                col(Finding.lon),
+                col(Finding.received_at),
+                col(Case.grid_code),
+                col(Case.concern_code),
+            )
+            .join(Case, col(Case.id) == col(Finding.case_id))
+            .where(
+                col(Finding.deleted).is_(False),
+                col(Finding.received_at) >= oldest,
+                col(Case.state) != CaseState.CLOSED,
+            )
+        )
+        queries = []
+        if pairs:
+            grids, concerns = sorted({g for g, _ in pairs}), sorted({c for _, c in pairs})
+            queries.append(base.where(col(Case.grid_code).in_(grids), col(Case.concern_code).in_(concerns)))
+        for start in range(0, len(case_ids), 500):
+            queries.append(base.where(col(Case.id).in_(case_ids[start : start + 500])))
+        for query in queries:
+            rows = (await session.exec(query)).all()  # type: ignore[call-overload]
+            for doc_id, case_id, author, lat, lon, received_at, grid, concern in rows:
+                if grid is None or case_id is None:
+                    continue
+                if pairs is not None and (grid, concern) not in pairs:
+                    continue
+                if pairs is None and (grid, concern) not in self.loaded:
+                    continue
+                self.index.add(grid, concern, _Member(doc_id, case_id, author, lat, lon, as_utc(received_at)))
+
+
+def _concern_radius(taxonomy: Taxonomy, code: str) -> float:
+    concern = taxonomy.concern(code)
+    return concern.radius_m if concern else 30.0
+
+
+def _concern_window(taxonomy: Taxonomy, code: str) -> float:
+    concern = taxonomy.concern(code)
+    return concern.join_window_h if concern else 72.0
+
+
+@dataclass
+class _New:
+    change: _Change
+    fields: dict[str, Any]
+    grid: str | None = None
+    micro_grid: str | None = None
+    assignment: str = "unassigned"
+    candidates: list[str] = field(default_factory=list)
+
+
+async def apply_page(
+    session: AsyncSession,
+    *,
+    source_db: str,
+    source_grid: str | None,
+    rows: Sequence[Mapping[str, Any]],
+    grid_index: GridIndex | None,
+    taxonomy: Taxonomy,
+    timezone: str = "Asia/Shanghai",
+    now: datetime | None = None,
+    join_cache: "JoinCache | None" = None,
+) -> list[ChangeOutcome]:
+    """Apply one page of ``_changes`` rows (``include_docs``) in the caller's transaction.
+
+    ``join_cache`` keeps join candidates between pages (a worker passes its own and clears it when
+    the transaction fails); without one, candidates are read afresh.
+    """
+    now = now or utc_now()
+    join_cache = join_cache if join_cache is not None else JoinCache()
+    join_cache.own_stamps.add(now)
+    changes, outcomes = _changes_of(rows)
+    applied = await _applied(session, changes)
+    outcomes += [ChangeOutcome("duplicate", doc_id=c.doc_id) for c in changes if (c.doc_id, c.rev) in applied]
+    changes = [c for c in changes if (c.doc_id, c.rev) not in applied]
+    known = await _known(session, [c.doc_id for c in changes])
+
+    revisions: list[dict[str, Any]] = []
+    fresh: list[_New] = []
+    for change in changes:
+        finding = known.get(change.doc_id)
+        if change.deleted:
+            if finding is None:
+                outcomes.append(ChangeOutcome("skipped", doc_id=change.doc_id))
+            else:
+                if finding.case_id is not None:
+                    join_cache.touched(finding.case_id)
+                outcomes.append(await _withdraw(session, finding, change.rev, now))
+        else:
+            try:
+                validate_document(change.doc, taxonomy)
+            except DocumentInvalid as exc:
+                # The gateway refuses these at push; one can still arrive written straight to CouchDB.
+                outcomes.append(ChangeOutcome("invalid", detail=str(exc), doc_id=change.doc_id))
+                continue
+            current = upgrade(change.doc)
+            if finding is None:
+                fresh.append(_New(change, _finding_fields(current, taxonomy)))
+            else:
+                if finding.case_id is not None:
+                    join_cache.touched(finding.case_id)
+                outcomes.append(await _update(session, finding, current, change.rev, taxonomy, now))
+        revisions.append(
+            {
+                "doc_id": change.doc_id,
+                "rev": change.rev,
+                "source_db": source_db,
+                "seq": change.seq,
+                "applied_at": now,
+            }
+        )
+    if fresh:
+        outcomes += await _create_or_join(
+            session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now, join_cache
+        )
+    if revisions:
+        await session.exec(insert(_table(FindingRevision)), params=revisions)
+    return outcomes
+
+
+async def apply_change(
+    session: AsyncSession,
+    *,
+    source_db: str,
+    source_grid: str | None,
+    row: Mapping[str, Any],
+    grid_index: GridIndex | None,
+    taxonomy: Taxonomy,
+    timezone: str = "Asia/Shanghai",
+) -> ChangeOutcome:
+    """One change on its own (a page of one)."""
+    outcomes = await apply_page(
+        session,
+        source_db=source_db,
+        source_grid=source_grid,
+        rows=[row],
+        grid_index=grid_index,
+        taxonomy=taxonomy,
+        timezone=timezone,
+    )
+    return outcomes[0]
+
+
+def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
+    if grid_index is None:
+        return
+    batch = grid_index.assign_batch(
+        [n.fields["lon"] for n in fresh],
+        [n.fields["lat"] for n in fresh],
+        [n.fields["accuracy_m"] for n in fresh],
+    )
+    for i, new in enumerate(fresh):
+        assignment = batch[i]
+        new.grid, new.micro_grid = assignment.grid, assignment.micro_grid
+        new.assignment = str(assignment.status)
+        new.candidates = list(assignment.candidates)
+
+
+def _decide(
+    fresh: Sequence[_New], index: _JoinIndex, now: datetime
+) -> list[tuple[_New, str, JoinEvidence | None]]:
+    """Join or open, finding by finding in feed order; each new finding is a candidate for the next."""
+    decisions: list[tuple[_New, str, JoinEvidence | None]] = []
+    for new in fresh:
+        concern = new.fields["concern_code"]
+        evidence = (
+            index.match(new.grid, concern, new.fields["lat"], new.fields["lon"], now) if new.grid else None
+        )
+        case_id = evidence.case_id if evidence else str(uuid.uuid4())
+        decisions.append((new, case_id, evidence))
+        if new.grid:
+            member = _Member(
+                new.change.doc_id, case_id, new.fields["author"], new.fields["lat"], new.fields["lon"], now
+            )
+            index.add(new.grid, concern, member)
+    return decisions
+
+
+async def _all_open(session: AsyncSession, case_ids: Sequence[str]) -> bool:
+    found = 0
+    for start in range(0, len(case_ids), 500):
+        rows = await session.exec(
+            select(Case.id).where(
+                col(Case.id).in_(case_ids[start : start + 500]), col(Case.state) != CaseState.CLOSED
+            )
+        )
+        found += len(rows.all())
+    return found == len(case_ids)
+
+
+async def _create_or_join(
     session: AsyncSession,
     source_db: str,
     source_grid: str | None,
-    doc: Mapping[str, Any],
-    rev: str,
+    fresh: Sequence[_New],
     grid_index: GridIndex | None,
     taxonomy: Taxonomy,
     timezone: str,
-) -> ChangeOutcome:
-    fields = _finding_fields(doc, taxonomy)
-    assignment = grid_index.assign(fields["lon"], fields["lat"], fields["accuracy_m"]) if grid_index else None
-    case_id = str(uuid.uuid4())
-    grid = assignment.grid if assignment else None
-    case = Case(
-        id=case_id,
-        case_no=(await allocate_case_numbers(session, grid, zone=timezone))[0],
-        grid_code=grid,
-        micro_grid_code=assignment.micro_grid if assignment else None,
-        intake_grid=source_grid,
-        assignment=str(assignment.status) if assignment else "unassigned",
-        assignment_candidates=list(assignment.candidates) if assignment else [],
-        concern_code=fields["concern_code"],
-        severity=fields["severity"],
-        state=CaseState.PROBLEM_FOUND,
-        lat=fields["lat"],
-        lon=fields["lon"],
-        summary=fields["note"][:500],
-    )
-    session.add(case)
-    await session.flush()
-    session.add(
-        Finding(
-            doc_id=str(doc["_id"]), source_db=source_db, rev=rev, case_id=case_id, status_version=1, **fields
+    now: datetime,
+    join_cache: "JoinCache",
+) -> list[ChangeOutcome]:
+    _assign(fresh, grid_index)
+    probes = [
+        (n.grid, str(n.fields["concern_code"]), float(n.fields["lat"]), float(n.fields["lon"]))
+        for n in fresh
+        if n.grid is not None
+    ]
+    pairs = {(g, c) for g, c, _, _ in probes}
+    lat0 = probes[0][2] if probes else 31.0
+    for _attempt in range(3):
+        index = await join_cache.index_for(session, taxonomy, pairs, lat0, now)
+        decisions = _decide(fresh, index, now)
+        opening = {case_id for _, case_id, e in decisions if e is None}
+        chosen = sorted({e.case_id for _, _, e in decisions if e is not None} - opening)
+        if not chosen or await _all_open(session, chosen):
+            break
+        join_cache.clear()  # someone closed a case without touching it: start from SQL again
+    join_cache.own_stamps.add(now)
+    opened: dict[str | None, list[str]] = defaultdict(list)
+    for new, case_id, evidence in decisions:
+        if evidence is None:
+            opened[new.grid].append(case_id)
+
+    numbers: dict[str, str] = {}
+    for grid in sorted(opened, key=lambda g: g or ""):
+        ids = opened[grid]
+        for case_id, number in zip(
+            ids, await allocate_case_numbers(session, grid, len(ids), zone=timezone, now=now), strict=True
+        ):
+            numbers[case_id] = number
+
+    cases: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    outcomes: list[ChangeOutcome] = []
+    joined_cases: set[str] = set()
+    for new, case_id, evidence in decisions:
+        f, doc_id = new.fields, new.change.doc_id
+        if evidence is None:
+            cases.append(
+                {
+                    "id": case_id,
+                    "case_no": numbers[case_id],
+                    "grid_code": new.grid,
+                    "micro_grid_code": new.micro_grid,
+                    "intake_grid": source_grid,
+                    "assignment": new.assignment,
+                    "assignment_candidates": new.candidates,
+                    "concern_code": f["concern_code"],
+                    "severity": f["severity"],
+                    "state": CaseState.PROBLEM_FOUND,
+                    "lat": f["lat"],
+                    "lon": f["lon"],
+                    "summary": f["note"][:500],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            events.append(
+                _event(
+                    case_id,
+                    "created",
+                    now,
+                    reason="新发现 / new finding",
+                    details={"finding": doc_id, "rev": new.change.rev, "author": f["author"]},
+                    to_state=str(CaseState.PROBLEM_FOUND),
+                )
+            )
+            links.append(_link(doc_id, case_id, "created", f["author"], now))
+            outcomes.append(ChangeOutcome("created", case_id, doc_id=doc_id))
+        else:
+            joined_cases.add(case_id)
+            details = {
+                "finding": doc_id,
+                "rev": new.change.rev,
+                "author": f["author"],
+                "matched_finding": evidence.matched_finding,
+                "matched_author": evidence.matched_author,
+                "distance_m": evidence.distance_m,
+                "gap_s": evidence.gap_s,
+                "radius_m": evidence.radius_m,
+                "window_h": evidence.window_h,
+            }
+            events.append(
+                _event(
+                    case_id,
+                    "finding_joined",
+                    now,
+                    reason="同一问题的新记录 / same problem seen again",
+                    details=details,
+                )
+            )
+            links.append(_link(doc_id, case_id, "joined", f["author"], now, evidence))
+            outcomes.append(ChangeOutcome("joined", case_id, doc_id=doc_id))
+        findings.append(
+            {
+                "doc_id": doc_id,
+                "source_db": source_db,
+                "rev": new.change.rev,
+                "case_id": case_id,
+                "received_at": now,
+                "deleted": False,
+                "status_version": 1,
+                "status_published_version": 0,
+                "status_doc_rev": None,
+                **f,
+            }
         )
-    )
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            actor=WORKER_ACTOR,
-            action="created",
-            from_state=None,
-            to_state=str(CaseState.PROBLEM_FOUND),
-            reason="新发现 / new finding",
-            details={"finding": str(doc["_id"]), "rev": rev, "author": fields["author"]},
+    if cases:
+        await session.exec(insert(_table(Case)), params=cases)
+    await session.exec(insert(_table(Finding)), params=findings)
+    await session.exec(insert(_table(CaseLink)), params=links)
+    await session.exec(insert(_table(CaseEvent)), params=events)
+    if joined_cases:
+        await _touch_cases(session, joined_cases, now)
+    return outcomes
+
+
+async def _touch_cases(session: AsyncSession, case_ids: Iterable[str], now: datetime) -> None:
+    ids = sorted(case_ids)
+    for start in range(0, len(ids), 500):
+        await session.exec(
+            update(Case).where(col(Case.id).in_(ids[start : start + 500])).values(updated_at=now)
         )
-    )
-    return ChangeOutcome("created", case_id)
+
+
+def _event(
+    case_id: str,
+    action: str,
+    at: datetime,
+    *,
+    reason: str,
+    details: dict[str, Any],
+    actor: str = WORKER_ACTOR,
+    from_state: str | None = None,
+    to_state: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "details": details,
+    }
+
+
+def _link(
+    finding_id: str,
+    case_id: str,
+    kind: str,
+    author: str,
+    at: datetime,
+    evidence: JoinEvidence | None = None,
+    actor: str = WORKER_ACTOR,
+) -> dict[str, Any]:
+    return {
+        "finding_id": finding_id,
+        "case_id": case_id,
+        "kind": kind,
+        "actor": actor,
+        "author": author,
+        "matched_finding": evidence.matched_finding if evidence else None,
+        "matched_author": evidence.matched_author if evidence else None,
+        "distance_m": evidence.distance_m if evidence else None,
+        "gap_s": evidence.gap_s if evidence else None,
+        "radius_m": evidence.radius_m if evidence else None,
+        "window_h": evidence.window_h if evidence else None,
+        "at": at,
+    }
 
 
 async def _update(
@@ -166,9 +733,10 @@ async def _update(
     finding: Finding,
     doc: Mapping[str, Any],
     rev: str,
-    grid_index: GridIndex | None,
     taxonomy: Taxonomy,
+    now: datetime,
 ) -> ChangeOutcome:
+    """A new revision changes what the case shows; it never moves the finding to another case."""
     fields = _finding_fields(doc, taxonomy)
     for key, value in fields.items():
         setattr(finding, key, value)
@@ -180,7 +748,7 @@ async def _update(
         case = await session.get(Case, finding.case_id)
         if case is not None:
             case.summary = fields["note"][:500] or case.summary
-            case.updated_at = utc_now()
+            case.updated_at = now
             session.add(case)
             session.add(
                 CaseEvent(
@@ -189,17 +757,19 @@ async def _update(
                     action="finding_updated",
                     reason="记录已更新 / finding revised",
                     details={"finding": finding.doc_id, "rev": rev},
+                    at=now,
                 )
             )
-    return ChangeOutcome("updated", finding.case_id)
+    return ChangeOutcome("updated", finding.case_id, doc_id=finding.doc_id)
 
 
-async def _withdraw(session: AsyncSession, finding: Finding, rev: str) -> ChangeOutcome:
+async def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: datetime) -> ChangeOutcome:
     finding.deleted = True
     finding.rev = rev
     finding.status_version += 1
     session.add(finding)
     if finding.case_id is not None:
+        await _touch_cases(session, [finding.case_id], now)  # other workers' join caches look here
         session.add(
             CaseEvent(
                 case_id=finding.case_id,
@@ -207,6 +777,7 @@ async def _withdraw(session: AsyncSession, finding: Finding, rev: str) -> Change
                 action="finding_withdrawn",
                 reason="记录已被作者删除 / finding deleted on the tablet",
                 details={"finding": finding.doc_id, "rev": rev},
+                at=now,
             )
         )
-    return ChangeOutcome("deleted", finding.case_id)
+    return ChangeOutcome("deleted", finding.case_id, doc_id=finding.doc_id)

@@ -9,21 +9,28 @@ cannot both apply a page: the second one's commit is rolled back and it re-reads
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.db.models import FeedCheckpoint, utc_now
+from server.db.models import FeedCheckpoint, FeedLease, WorkerHeartbeat, utc_now
 from server.runtime import Runtime
+from sync.conflicts import ConflictReport, ConflictWriteError, examine, write_resolution
+from sync.conflicts import record as record_conflict
 from sync.couch import CouchError
-from sync.merge import apply_change
+from sync.merge import MERGED_TYPES, JoinCache, apply_page
 from sync.writeback import publish_statuses
 
-__all__ = ["ChangeFollower", "FeedStats"]
+__all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
 
 log = logging.getLogger("gridpatrol.worker")
 
@@ -37,13 +44,33 @@ class FeedStats:
     changes: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     published: int = 0
+    skipped_feeds: int = 0
+    """Feeds another worker held."""
+
+
+class LeaseLost(Exception):
+    """Another worker took this feed over (our lease expired)."""
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"[:100]
 
 
 class ChangeFollower:
-    def __init__(self, runtime: Runtime) -> None:
+    """Follows the feeds it holds a lease on; several followers (processes or hosts) share the
+    feeds through ``feed_leases`` and never apply the same page twice (the checkpoint's
+    compare-and-set and the lease renewal are both in the page's transaction)."""
+
+    def __init__(
+        self, runtime: Runtime, *, worker_id: str | None = None, lease_s: float | None = None
+    ) -> None:
         self.runtime = runtime
+        self.worker_id = worker_id or _worker_id()
+        self.lease_s = lease_s or runtime.settings.worker.lease_s
         self.healthy = True
         self.last_error: str | None = None
+        self.consecutive_errors = 0
+        self.join_cache = JoinCache()
 
     def feeds(self) -> list[tuple[str, str]]:
         """(database, grid code) of every alerts database, then of every grid database: urgent
@@ -54,9 +81,11 @@ class ChangeFollower:
             (couch.grid_db(code), code) for code in codes
         ]
 
-    async def _checkpoint(self, session: AsyncSession, db: str) -> str | None:
-        row = (await session.exec(select(FeedCheckpoint).where(FeedCheckpoint.source_db == db))).first()
-        return row.seq if row else None
+    async def _checkpoint(self, session: AsyncSession, db: str, *, lock: bool = False) -> str | None:
+        query = select(FeedCheckpoint.seq).where(FeedCheckpoint.source_db == db)
+        if lock:
+            query = query.with_for_update()  # PostgreSQL; SQLite serialises writers anyway
+        return (await session.exec(query)).first()
 
     async def _advance(self, session: AsyncSession, db: str, old: str | None, new: str) -> None:
         if old is None:
@@ -73,6 +102,67 @@ class ChangeFollower:
         )
         if result.rowcount != 1:
             raise CheckpointMoved(db)
+
+    async def acquire(self, db: str) -> bool:
+        """Take or renew the lease on one feed; False while another worker holds it."""
+        now = utc_now()
+        expires = now + timedelta(seconds=self.lease_s)
+        async with self.runtime.sessions() as session, session.begin():
+            taken = await session.exec(
+                update(FeedLease)
+                .where(
+                    col(FeedLease.source_db) == db,
+                    or_(col(FeedLease.holder) == self.worker_id, col(FeedLease.expires_at) < now),
+                )
+                .values(holder=self.worker_id, expires_at=expires)
+            )
+            if taken.rowcount == 1:
+                return True
+            exists = await session.get(FeedLease, db)
+            if exists is not None:
+                return False
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                session.add(FeedLease(source_db=db, holder=self.worker_id, expires_at=expires))
+        except IntegrityError:
+            return False  # another worker inserted it first
+        return True
+
+    async def _renew(self, session: AsyncSession, db: str) -> None:
+        renewed = await session.exec(
+            update(FeedLease)
+            .where(col(FeedLease.source_db) == db, col(FeedLease.holder) == self.worker_id)
+            .values(expires_at=utc_now() + timedelta(seconds=self.lease_s))
+        )
+        if renewed.rowcount != 1:
+            raise LeaseLost(db)
+
+    async def release(self) -> None:
+        """Give every lease back (on a clean stop), so others need not wait for expiry."""
+        async with self.runtime.sessions() as session, session.begin():
+            await session.exec(
+                update(FeedLease)
+                .where(col(FeedLease.holder) == self.worker_id)
+                .values(expires_at=utc_now() - timedelta(seconds=1))
+            )
+
+    async def beat(self) -> None:
+        """Record how this worker is doing (``/health/worker``); never raises."""
+        now = utc_now()
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                row = await session.get(WorkerHeartbeat, self.worker_id) or WorkerHeartbeat(
+                    worker_id=self.worker_id
+                )
+                row.healthy = self.healthy
+                row.last_error = self.last_error
+                row.consecutive_errors = self.consecutive_errors
+                row.beat_at = now
+                if self.healthy:
+                    row.last_ok_at = now
+                session.add(row)
+        except Exception as exc:  # the SQL store may be the very thing that is down
+            log.warning("heartbeat not recorded: %s", exc)
 
     async def process_page(self, db: str, grid: str, stats: FeedStats) -> int:
         """Apply one page of one feed; returns the number of changes read (0 when drained)."""
@@ -93,43 +183,113 @@ class ChangeFollower:
         last_seq = str(page.get("last_seq", since or 0))
         if not rows and last_seq == (since or "0"):
             return 0
-        async with self.runtime.sessions() as session, session.begin():
-            for row in rows:
-                outcome = await apply_change(
+        conflicts = await self._examine_conflicts(db, rows)
+        counts: dict[str, int] = {}
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                # The lease row first: on PostgreSQL its row lock queues any other transaction on
+                # this feed behind ours; then the checkpoint must still be where we read from.
+                await self._renew(session, db)
+                if await self._checkpoint(session, db, lock=True) != since:
+                    raise CheckpointMoved(db)
+                outcomes = await apply_page(
                     session,
                     source_db=db,
                     source_grid=grid,
-                    row=row,
+                    rows=rows,
                     grid_index=self.runtime.grids.index,
                     taxonomy=self.runtime.taxonomy,
                     timezone=settings.timezone,
+                    join_cache=self.join_cache,
                 )
-                stats.outcomes[outcome.action] = stats.outcomes.get(outcome.action, 0) + 1
-                if outcome.action == "invalid":
-                    log.warning("invalid document %s in %s: %s", row.get("id"), db, outcome.detail)
-            await self._advance(session, db, since, last_seq)
+                for outcome in outcomes:
+                    counts[outcome.action] = counts.get(outcome.action, 0) + 1
+                    if outcome.action == "invalid":
+                        log.warning("invalid document %s in %s: %s", outcome.doc_id, db, outcome.detail)
+                for report, result_rev in conflicts:
+                    if await record_conflict(
+                        session, source_db=db, report=report, result_rev=result_rev, grid=grid
+                    ):
+                        key = f"conflict_{report.kind}"
+                        counts[key] = counts.get(key, 0) + 1
+                await self._advance(session, db, since, last_seq)
+        except BaseException as exc:
+            self.join_cache.clear()  # it holds this page's additions, now rolled back
+            if not isinstance(exc, IntegrityError):
+                raise
+            # Only a page someone else applied first may collide; anything else is a real error.
+            async with self.runtime.sessions() as session:
+                if await self._checkpoint(session, db) != since:
+                    raise CheckpointMoved(db) from None
+            raise
+        for key, value in counts.items():
+            stats.outcomes[key] = stats.outcomes.get(key, 0) + value
         stats.changes += len(rows)
         return len(rows)
 
+    async def _examine_conflicts(
+        self, db: str, rows: list[dict[str, Any]]
+    ) -> list[tuple[ConflictReport, str | None]]:
+        """Classify every conflicted finding of the page; merge the soft ones in CouchDB."""
+        found: list[tuple[ConflictReport, str | None]] = []
+        for row in rows:
+            doc = row.get("doc") or {}
+            if not doc.get("_conflicts") or doc.get("_deleted") or doc.get("type") not in MERGED_TYPES:
+                continue
+            report = await examine(self.runtime.couch, db, doc)
+            if report is None:
+                continue
+            result_rev: str | None = None
+            if report.merged is not None:
+                try:
+                    result_rev = await write_resolution(
+                        self.runtime.couch,
+                        db,
+                        report.doc_id,
+                        report.merged,
+                        report.winner_rev,
+                        [rev for rev in report.leaves if rev != report.winner_rev],
+                    )
+                except ConflictWriteError as exc:
+                    # The document moved on meanwhile: its next change brings the conflict back.
+                    log.warning("soft merge of %s not written: %s", report.doc_id, exc)
+                    continue
+            found.append((report, result_rev))
+        return found
+
     async def run_once(self) -> FeedStats:
-        """Drain every feed, then publish pending statuses."""
+        """Drain every feed this worker can lease, then publish pending statuses. Leases are
+        given back at the end of the pass, so a follower that stops between passes blocks nobody."""
         await self.runtime.refresh()
         stats = FeedStats()
-        for db, grid in self.feeds():
-            while True:
-                try:
-                    read = await self.process_page(db, grid, stats)
-                except CheckpointMoved:
-                    log.info("feed %s advanced by another worker; re-reading", db)
-                    continue
-                if read == 0:
-                    break
+        try:
+            await self._drain(stats)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.release()
         while True:
             published = await publish_statuses(self.runtime.sessions, self.runtime.couch)
             stats.published += published
             if published == 0:
                 break
         return stats
+
+    async def _drain(self, stats: FeedStats) -> None:
+        for db, grid in self.feeds():
+            if not await self.acquire(db):
+                stats.skipped_feeds += 1
+                continue
+            while True:
+                try:
+                    read = await self.process_page(db, grid, stats)
+                except CheckpointMoved:
+                    log.info("feed %s advanced by another worker; re-reading", db)
+                    continue
+                except LeaseLost:
+                    log.info("lease on %s taken over by another worker", db)
+                    break
+                if read == 0:
+                    break
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         delay = 0.0
@@ -138,6 +298,8 @@ class ChangeFollower:
             try:
                 stats = await self.run_once()
                 self.healthy, self.last_error, delay = True, None, 0.0
+                self.consecutive_errors = 0
+                await self.beat()
                 if stats.changes or stats.published:
                     log.info(
                         "merged %d changes %s, published %d statuses",
@@ -147,7 +309,9 @@ class ChangeFollower:
                     )
                 wait = self.runtime.settings.worker.idle_poll_s if not stats.changes else 0.0
             except (CouchError, OSError, Exception) as exc:
-                self.healthy, self.last_error = False, f"{type(exc).__name__}: {exc}"
+                self.healthy, self.last_error = False, f"{type(exc).__name__}: {exc}"[:2000]
+                self.consecutive_errors += 1
+                await self.beat()
                 delay = min(max_backoff, max(0.5, delay * 2)) * (0.8 + 0.4 * random.random())
                 log.warning("worker error, retrying in %.1fs: %s", delay, self.last_error)
                 wait = delay

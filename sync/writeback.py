@@ -73,16 +73,34 @@ async def publish_statuses(sessions: SessionMaker, couch: CouchClient, *, limit:
                 .limit(limit)
             )
         ).all()
-    written = 0
-    for finding, case in pending:
-        version = finding.status_version
-        rev = await _put(couch, finding.source_db, _status_body(finding, case), finding.status_doc_rev)
-        async with sessions() as session:
+    if not pending:
+        return 0
+    # One _bulk_docs per source database; a document someone else wrote meanwhile (a conflict)
+    # is retried on its own with its current revision.
+    by_db: dict[str, list[tuple[Finding, Case | None]]] = {}
+    for row_finding, row_case in pending:
+        by_db.setdefault(row_finding.source_db, []).append((row_finding, row_case))
+    published: list[tuple[str, int, str]] = []
+    for db, items in by_db.items():
+        bodies = []
+        for finding, case in items:
+            body = _status_body(finding, case)
+            if finding.status_doc_rev:
+                body["_rev"] = finding.status_doc_rev
+            bodies.append(body)
+        # pouchdb-server may answer out of order: match answers by id
+        answers = {str(a.get("id")): a for a in await couch.bulk_docs(db, bodies)}
+        for finding, case in items:
+            rev = answers.get(status_doc_id(finding.doc_id), {}).get("rev")
+            if rev is None:
+                rev = await _put(couch, db, _status_body(finding, case), None)
+            published.append((finding.doc_id, finding.status_version, str(rev)))
+    async with sessions() as session:
+        for doc_id, version, rev in published:
             await session.exec(
                 update(Finding)
-                .where(col(Finding.doc_id) == finding.doc_id)
+                .where(col(Finding.doc_id) == doc_id)
                 .values(status_published_version=version, status_doc_rev=rev)
             )
-            await session.commit()
-        written += 1
-    return written
+        await session.commit()
+    return len(published)

@@ -20,6 +20,14 @@ from server.db.models._dispatch import (
     Satisfaction,
 )
 from server.db.models._grid import GridArea
+from server.db.models._merge import (
+    CaseLink,
+    Conflict,
+    ConflictKind,
+    ConflictStatus,
+    FeedLease,
+    WorkerHeartbeat,
+)
 from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
 from server.db.models._user import (
@@ -41,9 +49,14 @@ __all__ = [
     "CaseDispatch",
     "CaseEvent",
     "CaseFollowUp",
+    "CaseLink",
     "CaseState",
+    "Conflict",
+    "ConflictKind",
+    "ConflictStatus",
     "DispatchState",
     "FeedCheckpoint",
+    "FeedLease",
     "Finding",
     "FindingRevision",
     "GridArea",
@@ -60,6 +73,7 @@ __all__ = [
     "UserCreate",
     "UserPublic",
     "UserUpdate",
+    "WorkerHeartbeat",
     "as_utc",
     "check_department",
     "utc_now",

@@ -1,0 +1,116 @@
+"""What the merge engine records beside cases: why a finding is in its case, document conflicts,
+which worker holds which feed, and how each worker is doing."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from server.db.models._case import Finding
+from server.db.models._common import utc_field
+
+__all__ = ["CaseLink", "Conflict", "ConflictKind", "ConflictStatus", "FeedLease", "WorkerHeartbeat"]
+
+
+class CaseLink(SQLModel, table=True):
+    """One placement of a finding in a case, with its evidence; append-only history.
+
+    ``kind`` is ``created`` (the finding opened the case), ``joined`` (matched an open case),
+    ``split`` (a leader moved it to a new case) or ``merged`` (a leader merged its case into
+    another). The newest link of a finding says where it is now (``Finding.case_id`` agrees).
+    """
+
+    __tablename__ = "case_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: str = Field(max_length=200, index=True)
+    case_id: str = Field(max_length=36, index=True)
+    kind: str = Field(max_length=16)
+    actor: str = Field(max_length=64)
+    author: str = Field(max_length=64)
+    """Who wrote the finding."""
+    matched_finding: str | None = Field(default=None, max_length=200)
+    """For a join: the finding of the case that this one was found close to."""
+    matched_author: str | None = Field(default=None, max_length=64)
+    distance_m: float | None = None
+    gap_s: float | None = None
+    """Seconds between the two findings' server receive times (never device clocks)."""
+    radius_m: float | None = None
+    window_h: float | None = None
+    at: datetime = utc_field()
+
+
+class ConflictKind:
+    SOFT = "soft"
+    HARD = "hard"
+
+
+class ConflictStatus:
+    OPEN = "open"
+    """A hard conflict waiting for a leader."""
+    MERGED = "merged"
+    """A soft conflict merged automatically."""
+    RESOLVED = "resolved"
+    """A hard conflict resolved by a leader."""
+
+
+class Conflict(SQLModel, table=True):
+    """Two or more branches of one document edited offline on different tablets."""
+
+    __tablename__ = "conflicts"
+    __table_args__ = (UniqueConstraint("doc_id", "leaves_key", name="uq_conflict_leaves"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    doc_id: str = Field(max_length=200, index=True)
+    source_db: str = Field(max_length=200)
+    case_id: str | None = Field(default=None, max_length=36, index=True)
+    grid_code: str | None = Field(default=None, max_length=32, index=True)
+    kind: str = Field(max_length=8)
+    status: str = Field(max_length=16, index=True)
+    winner_rev: str = Field(max_length=200)
+    leaves_key: str = Field(max_length=400)
+    """The sorted leaf revisions joined by spaces: one row per distinct set of branches."""
+    ancestor_rev: str | None = Field(default=None, max_length=200)
+    fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Fields changed on more than one branch (hard) or on any branch (soft)."""
+    branches: list[dict[str, object]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Each leaf: rev, author/device, the body (without attachments data)."""
+    ancestor: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    result_rev: str | None = Field(default=None, max_length=200)
+    resolved_by: str | None = Field(default=None, max_length=64)
+    resolved_at: datetime | None = utc_field(nullable=True)
+    created_at: datetime = utc_field()
+
+
+class FeedLease(SQLModel, table=True):
+    """Which worker follows which feed until when: several workers share feeds without overlap."""
+
+    __tablename__ = "feed_leases"
+
+    source_db: str = Field(primary_key=True, max_length=200)
+    holder: str = Field(max_length=100)
+    expires_at: datetime = utc_field()
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """Each worker's last pass: shown by ``/health/worker``."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: str = Field(primary_key=True, max_length=100)
+    healthy: bool = True
+    last_error: str | None = Field(default=None, sa_type=Text)
+    consecutive_errors: int = 0
+    last_ok_at: datetime | None = utc_field(nullable=True)
+    beat_at: datetime = utc_field()
+
+
+# The merge engine looks for join candidates with range probes on (concern, latitude), longitude
+# checked inside the index; declared
+# here so that the findings table module stays as the other engineers know it.
+FINDINGS_JOIN_INDEX = Index(
+    "ix_findings_concern_lat_lon",
+    Finding.__table__.c.concern_code,  # type: ignore[attr-defined]
+    Finding.__table__.c.lat,  # type: ignore[attr-defined]
+    Finding.__table__.c.lon,  # type: ignore[attr-defined]
+)

@@ -1,0 +1,317 @@
+"""Split and merge cases by hand; list and resolve document conflicts. Role × grid is checked by
+``CaseReader`` (grid leaders of the case's grid, or admins), once, as for every case endpoint."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, or_, true
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from field_schema import DocumentInvalid, validate_document
+from server.auth import Principal
+from server.cases import CaseReader
+from server.db.models import (
+    Case,
+    CaseEvent,
+    CaseLink,
+    CaseState,
+    Conflict,
+    ConflictStatus,
+    Finding,
+    utc_now,
+)
+from server.errors import ApiError
+from server.merging._schemas import ConflictPublic, ConflictResolveInput, ConflictsPublic, MergeResultPublic
+from server.runtime import Runtime
+from sync.case_numbers import allocate_case_numbers
+from sync.conflicts import ConflictWriteError, compose, fetch_branches, write_resolution
+from sync.couch import CouchError, CouchNotFound
+
+__all__ = ["CaseMerger", "ConflictDesk"]
+
+
+def _conflict_error(reason_zh: str, reason_en: str) -> ApiError:
+    return ApiError(409, "conflict", reason_zh, reason_en)
+
+
+def _bad_request(reason_zh: str, reason_en: str) -> ApiError:
+    return ApiError(400, "bad_request", reason_zh, reason_en)
+
+
+class CaseMerger:
+    """A leader's corrections to what the worker joined."""
+
+    def __init__(self, runtime: Runtime, session: AsyncSession, principal: Principal) -> None:
+        self.reader = CaseReader(runtime, session, principal)
+        self.runtime = runtime
+        self.session = session
+        self.principal = principal
+
+    async def _findings(self, case_id: str) -> list[Finding]:
+        rows = await self.session.exec(
+            select(Finding)
+            .where(Finding.case_id == case_id)
+            .order_by(col(Finding.received_at), col(Finding.doc_id))
+        )
+        return list(rows.all())
+
+    def _move(self, finding: Finding, case: Case, kind: str) -> None:
+        finding.case_id = case.id
+        finding.status_version += 1  # the tablet should learn its new case number
+        self.session.add(finding)
+        self.session.add(
+            CaseLink(
+                finding_id=finding.doc_id,
+                case_id=case.id,
+                kind=kind,
+                actor=self.principal.username,
+                author=finding.author,
+            )
+        )
+
+    async def split(self, case_id: str, doc_ids: Sequence[str], reason: str) -> MergeResultPublic:
+        case = await self.reader.get(case_id)
+        findings = await self._findings(case.id)
+        wanted = set(doc_ids)
+        moving = [f for f in findings if f.doc_id in wanted]
+        missing = wanted - {f.doc_id for f in moving}
+        if missing:
+            raise _bad_request(
+                f"这些记录不在本案件中：{', '.join(sorted(missing))}",
+                f"not findings of this case: {', '.join(sorted(missing))}",
+            )
+        if len(moving) == len(findings):
+            raise _bad_request("拆分后原案件不能为空", "a split must leave at least one finding in the case")
+        first = moving[0]
+        now = utc_now()
+        [number] = await allocate_case_numbers(
+            self.session, case.grid_code, 1, zone=self.runtime.settings.timezone, now=now
+        )
+        new_case = Case(
+            id=str(uuid.uuid4()),
+            case_no=number,
+            grid_code=case.grid_code,
+            micro_grid_code=case.micro_grid_code,
+            intake_grid=case.intake_grid,
+            assignment=case.assignment,
+            assignment_candidates=list(case.assignment_candidates),
+            concern_code=first.concern_code,
+            severity=first.severity,
+            state=CaseState.PROBLEM_FOUND,
+            lat=first.lat,
+            lon=first.lon,
+            summary=first.note[:500],
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(new_case)
+        await self.session.flush()
+        for finding in moving:
+            self._move(finding, new_case, "split")
+        moved = [f.doc_id for f in moving]
+        actor = self.principal.username
+        self.session.add(
+            CaseEvent(
+                case_id=case.id,
+                actor=actor,
+                action="split_out",
+                reason=reason or "网格长拆分案件 / split by the grid leader",
+                details={"findings": moved, "new_case": new_case.id, "new_case_no": new_case.case_no},
+            )
+        )
+        self.session.add(
+            CaseEvent(
+                case_id=new_case.id,
+                actor=actor,
+                action="split_from",
+                to_state=str(CaseState.PROBLEM_FOUND),
+                reason=reason or "网格长拆分案件 / split by the grid leader",
+                details={"findings": moved, "from_case": case.id, "from_case_no": case.case_no},
+            )
+        )
+        case.updated_at = now
+        self.session.add(case)
+        await self.session.commit()
+        return MergeResultPublic(
+            case_id=new_case.id,
+            case_no=new_case.case_no,
+            other_case_id=case.id,
+            other_case_no=case.case_no,
+            moved_findings=moved,
+        )
+
+    async def merge(self, case_id: str, other_case_id: str, reason: str) -> MergeResultPublic:
+        case = await self.reader.get(case_id)
+        other = await self.reader.get(other_case_id)
+        if other.id == case.id:
+            raise _bad_request("不能与自身合并", "a case cannot absorb itself")
+        if other.grid_code != case.grid_code:
+            raise _bad_request("只能合并同一网格的案件", "only cases of the same grid can be merged")
+        if CaseState.CLOSED in (CaseState(case.state), CaseState(other.state)):
+            raise _conflict_error("已办结的案件不能合并", "closed cases cannot be merged")
+        moving = await self._findings(other.id)
+        for finding in moving:
+            self._move(finding, case, "merged")
+        moved = [f.doc_id for f in moving]
+        actor = self.principal.username
+        now = utc_now()
+        self.session.add(
+            CaseEvent(
+                case_id=case.id,
+                actor=actor,
+                action="merged_from",
+                reason=reason or "网格长合并案件 / merged by the grid leader",
+                details={"findings": moved, "from_case": other.id, "from_case_no": other.case_no},
+            )
+        )
+        self.session.add(
+            CaseEvent(
+                case_id=other.id,
+                actor=actor,
+                action="merged_into",
+                from_state=str(other.state),
+                to_state=str(CaseState.CLOSED),
+                reason=reason or "网格长合并案件 / merged by the grid leader",
+                details={"findings": moved, "into_case": case.id, "into_case_no": case.case_no},
+            )
+        )
+        other.state = CaseState.CLOSED
+        other.updated_at = now
+        case.updated_at = now
+        self.session.add_all([case, other])
+        await self.session.commit()
+        return MergeResultPublic(
+            case_id=case.id,
+            case_no=case.case_no,
+            other_case_id=other.id,
+            other_case_no=other.case_no,
+            moved_findings=moved,
+        )
+
+
+class ConflictDesk:
+    """Hard conflicts side by side for the leader, and the leader's resolution written back."""
+
+    def __init__(self, runtime: Runtime, session: AsyncSession, principal: Principal) -> None:
+        self.reader = CaseReader(runtime, session, principal)  # checks the role
+        self.runtime = runtime
+        self.session = session
+        self.principal = principal
+
+    def _scope(self) -> ColumnElement[bool]:
+        if self.principal.is_admin:
+            return true()
+        return or_(col(Conflict.grid_code).in_(list(self.principal.grids)))
+
+    async def search(
+        self, *, grid: str | None = None, status: str | None = None, case_id: str | None = None
+    ) -> ConflictsPublic:
+        if grid is not None and not self.principal.is_admin and grid not in self.principal.grids:
+            raise ApiError.forbidden(f"网格 {grid} 不在您的负责范围", f"grid {grid} is outside your scope")
+        query = select(Conflict).where(self._scope())
+        if case_id is not None:
+            await self.reader.get(case_id)
+            query = query.where(Conflict.case_id == case_id)
+        if grid is not None:
+            query = query.where(Conflict.grid_code == grid)
+        if status is not None:
+            query = query.where(Conflict.status == status)
+        rows = (await self.session.exec(query.order_by(col(Conflict.id)))).all()
+        return ConflictsPublic(data=[self.public(c) for c in rows], count=len(rows))
+
+    async def get(self, conflict_id: int) -> Conflict:
+        conflict = (
+            await self.session.exec(select(Conflict).where(Conflict.id == conflict_id, self._scope()))
+        ).first()
+        if conflict is None:
+            raise ApiError.not_found(
+                "冲突不存在或不在您的负责范围", "conflict not found or outside your scope"
+            )
+        return conflict
+
+    @staticmethod
+    def public(conflict: Conflict) -> ConflictPublic:
+        assert conflict.id is not None
+        return ConflictPublic(
+            id=conflict.id,
+            doc_id=conflict.doc_id,
+            case_id=conflict.case_id,
+            grid_code=conflict.grid_code,
+            kind=conflict.kind,
+            status=conflict.status,
+            fields=list(conflict.fields),
+            winner_rev=conflict.winner_rev,
+            ancestor_rev=conflict.ancestor_rev,
+            ancestor=conflict.ancestor,
+            branches=list(conflict.branches),
+            result_rev=conflict.result_rev,
+            resolved_by=conflict.resolved_by,
+            resolved_at=conflict.resolved_at,
+            created_at=conflict.created_at,
+        )
+
+    async def resolve(self, conflict_id: int, choice: ConflictResolveInput) -> ConflictPublic:
+        conflict = await self.get(conflict_id)
+        if conflict.status != ConflictStatus.OPEN:
+            raise _conflict_error("该冲突已处理", "this conflict is already settled")
+        couch, db = self.runtime.couch, conflict.source_db
+        try:
+            current = await couch.get_doc(db, conflict.doc_id, params={"conflicts": "true"})
+        except CouchNotFound as exc:
+            raise _conflict_error("记录已被删除", "the document has been deleted meanwhile") from exc
+        winner = str(current["_rev"])
+        leaves = [winner, *[str(r) for r in current.get("_conflicts", [])]]
+        if sorted(leaves) != sorted(conflict.leaves_key.split(" ")):
+            raise _conflict_error(
+                "记录在此期间又被修改，请刷新后重新裁决",
+                "the document changed meanwhile; reload the conflict and decide again",
+            )
+        wanted = {choice.choose} if choice.choose else set((choice.fields or {}).values())
+        unknown = wanted - set(leaves)
+        if unknown:
+            raise _bad_request(
+                f"未知版本：{', '.join(sorted(unknown))}", f"unknown revisions: {', '.join(sorted(unknown))}"
+            )
+        branches = await fetch_branches(couch, db, conflict.doc_id, leaves)
+        branches.sort(key=lambda b: b.rev != winner)
+        body = compose(branches, choice.choose, choice.fields)
+        try:
+            validate_document(body, self.runtime.taxonomy)
+        except DocumentInvalid as exc:
+            raise _bad_request(f"裁决结果无效：{exc}", f"the resolved document is invalid: {exc}") from exc
+        try:
+            new_rev = await write_resolution(
+                couch, db, conflict.doc_id, body, winner, [rev for rev in leaves if rev != winner]
+            )
+        except (ConflictWriteError, CouchError) as exc:
+            raise _conflict_error("写回失败，请重试", f"could not write the resolution back: {exc}") from exc
+        now = utc_now()
+        conflict.status = ConflictStatus.RESOLVED
+        conflict.result_rev = new_rev
+        conflict.resolved_by = self.principal.username
+        conflict.resolved_at = now
+        self.session.add(conflict)
+        if conflict.case_id is not None:
+            self.session.add(
+                CaseEvent(
+                    case_id=conflict.case_id,
+                    actor=self.principal.username,
+                    action="conflict_resolved",
+                    reason=choice.reason or "网格长裁决冲突 / conflict resolved by the grid leader",
+                    details={
+                        "finding": conflict.doc_id,
+                        "conflict": conflict.id,
+                        "choose": choice.choose,
+                        "fields": choice.fields,
+                        "result_rev": new_rev,
+                    },
+                )
+            )
+        finding = await self.session.get(Finding, conflict.doc_id)
+        if finding is not None:
+            finding.status_version += 1
+            self.session.add(finding)
+        await self.session.commit()
+        await self.session.refresh(conflict)
+        return self.public(conflict)

@@ -1,0 +1,336 @@
+"""Document conflicts: two tablets edited the same document offline and CouchDB kept both branches.
+
+The worker asks ``_changes`` for ``conflicts=true``; every row whose document carries
+``_conflicts`` goes through ``examine``:
+
+1. every live leaf is fetched with its revision history (``_bulk_get?revs=true``, photos inline);
+2. the newest revision common to every branch is the ancestor; its body is fetched
+   (``GET ?rev=``). When it is gone (compacted) the conflict is **hard**;
+3. per branch, the top-level fields that differ from the ancestor (each photo is its own field,
+   ``_attachments/<name>``, compared by digest) are that branch's changes;
+4. no field changed differently on two branches → **soft**: the ancestor plus every branch's
+   changes is written as a new revision on the winning branch, and every losing leaf is deleted,
+   in one ``_bulk_docs`` — tablets converge on their next pull. Otherwise **hard**: nothing is
+   written; the branches wait for a grid leader side by side (``server/merging``).
+
+``write_resolution`` is the one writer for both paths (automatic merge and leader's choice).
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Case, CaseEvent, Conflict, ConflictKind, ConflictStatus, Finding, utc_now
+from sync.couch import CouchClient, CouchError, CouchNotFound
+from sync.merge import WORKER_ACTOR
+
+__all__ = [
+    "Branch",
+    "ConflictReport",
+    "ConflictWriteError",
+    "changed_fields",
+    "compose",
+    "examine",
+    "fetch_branches",
+    "leaves_key",
+    "public_body",
+    "record",
+    "write_resolution",
+]
+
+_BOOKKEEPING = frozenset({"_id", "_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_attachments"})
+
+
+@dataclass
+class Branch:
+    rev: str
+    body: dict[str, Any]
+    """The leaf as CouchDB returned it (``_attachments`` with inline data when fetched so)."""
+    history: list[str]
+    """Revision ids from this leaf back to the oldest one kept, newest first."""
+
+
+@dataclass
+class ConflictReport:
+    doc_id: str
+    winner_rev: str
+    leaves: list[str]
+    kind: str
+    """soft or hard."""
+    fields: list[str]
+    ancestor_rev: str | None
+    ancestor: dict[str, Any] | None
+    branches: list[Branch]
+    merged: dict[str, Any] | None = None
+    """For a soft conflict: the merged body to write (no ``_rev``)."""
+    changes: dict[str, list[str]] = field(default_factory=dict)
+    """Per leaf revision: the fields it changed."""
+
+
+def leaves_key(leaves: Sequence[str]) -> str:
+    return " ".join(sorted(leaves))[:400]
+
+
+def _history(doc: Mapping[str, Any]) -> list[str]:
+    revisions = doc.get("_revisions") or {}
+    start, ids = int(revisions.get("start", 0)), list(revisions.get("ids", []))
+    if not ids:
+        return [str(doc["_rev"])]
+    return [f"{start - i}-{rev_id}" for i, rev_id in enumerate(ids)]
+
+
+def _fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A document as a flat map of comparable fields (photos by digest)."""
+    flat = {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
+    for name, stub in (doc.get("_attachments") or {}).items():
+        flat[f"_attachments/{name}"] = stub.get("digest") or stub.get("data")
+    return flat
+
+
+def changed_fields(ancestor: Mapping[str, Any], branch: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields whose value on ``branch`` differs from ``ancestor`` (``None`` marks a removal)."""
+    before, after = _fields(ancestor), _fields(branch)
+    return {k: after.get(k) for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)}
+
+
+def public_body(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A body to show a leader or keep in SQL: no bookkeeping, photos listed without their data."""
+    body = {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
+    photos = doc.get("_attachments") or {}
+    if photos:
+        body["_attachments"] = {
+            name: {
+                "content_type": a.get("content_type"),
+                "digest": a.get("digest"),
+                "length": a.get("length"),
+            }
+            for name, a in photos.items()
+        }
+    return body
+
+
+async def fetch_branches(couch: CouchClient, db: str, doc_id: str, revs: Sequence[str]) -> list[Branch]:
+    answers = await couch.bulk_get(
+        db, [{"id": doc_id, "rev": rev} for rev in revs], revs=True, attachments=True
+    )
+    branches = []
+    for answer in answers:
+        for item in answer.get("docs", []):
+            doc = item.get("ok")
+            if doc is not None and not doc.get("_deleted"):
+                branches.append(Branch(str(doc["_rev"]), doc, _history(doc)))
+    return branches
+
+
+def _common_ancestor(branches: Sequence[Branch]) -> str | None:
+    shared = set(branches[0].history)
+    for branch in branches[1:]:
+        shared &= set(branch.history)
+    # the newest shared revision: highest generation
+    return max(shared, key=lambda rev: int(rev.split("-", 1)[0]), default=None)
+
+
+async def examine(couch: CouchClient, db: str, doc: Mapping[str, Any]) -> ConflictReport | None:
+    """Classify the conflict of ``doc`` (a winning leaf with ``_conflicts``); None when it is gone."""
+    losers = [str(rev) for rev in doc.get("_conflicts") or []]
+    if not losers:
+        return None
+    doc_id, winner = str(doc["_id"]), str(doc["_rev"])
+    branches = await fetch_branches(couch, db, doc_id, [winner, *losers])
+    if len(branches) < 2:
+        return None
+    branches.sort(key=lambda b: b.rev != winner)  # the winner first
+    leaves = [b.rev for b in branches]
+    ancestor_rev = _common_ancestor(branches)
+    ancestor: dict[str, Any] | None = None
+    if ancestor_rev is not None:
+        try:
+            ancestor = await couch.get_doc(db, doc_id, params={"rev": ancestor_rev, "attachments": "true"})
+        except CouchNotFound:
+            ancestor = None
+    if ancestor is None:
+        # Without the common ancestor nobody can tell who changed what: a person decides.
+        differing = sorted({k for b in branches[1:] for k in changed_fields(branches[0].body, b.body)})
+        return ConflictReport(doc_id, winner, leaves, "hard", differing, ancestor_rev, None, branches)
+    changes = {b.rev: changed_fields(ancestor, b.body) for b in branches}
+    by_field: dict[str, list[str]] = {}
+    for rev, changed in changes.items():
+        for name in changed:
+            by_field.setdefault(name, []).append(rev)
+    clashing = sorted(
+        name
+        for name, revs in by_field.items()
+        if len({json.dumps(changes[rev][name], sort_keys=True) for rev in revs}) > 1
+    )
+    report = ConflictReport(
+        doc_id,
+        winner,
+        leaves,
+        "hard" if clashing else "soft",
+        clashing or sorted(by_field),
+        ancestor_rev,
+        public_body(ancestor),
+        branches,
+        changes={rev: sorted(changed) for rev, changed in changes.items()},
+    )
+    if not clashing:
+        report.merged = _merge(ancestor, branches, changes)
+    return report
+
+
+def _attachment_of(
+    branches: Sequence[Branch], ancestor: Mapping[str, Any] | None, name: str
+) -> dict[str, Any]:
+    for source in [*(b.body for b in branches), ancestor or {}]:
+        stub = (source.get("_attachments") or {}).get(name)
+        if stub is not None and "data" in stub:
+            return {"content_type": stub.get("content_type"), "data": stub["data"]}
+    raise KeyError(name)
+
+
+def _merge(
+    ancestor: Mapping[str, Any], branches: Sequence[Branch], changes: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    merged = {k: v for k, v in ancestor.items() if k not in _BOOKKEEPING}
+    photos = set((ancestor.get("_attachments") or {}).keys())
+    for branch in branches:
+        for name in changes[branch.rev]:
+            if name.startswith("_attachments/"):
+                photo = name.split("/", 1)[1]
+                if name in _fields(branch.body):
+                    photos.add(photo)
+                else:
+                    photos.discard(photo)
+            elif name in branch.body:
+                merged[name] = branch.body[name]
+            else:
+                merged.pop(name, None)
+    merged["_id"] = ancestor["_id"]
+    if photos:
+        merged["_attachments"] = {name: _attachment_of(branches, ancestor, name) for name in sorted(photos)}
+    return merged
+
+
+def compose(
+    branches: Sequence[Branch], choose: str | None, fields: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """A leader's resolution: one whole branch, or each listed field taken from the named branch
+    (fields not listed come from the winning branch)."""
+    by_rev = {b.rev: b for b in branches}
+    if choose is not None:
+        base = by_rev[choose].body
+        body = {k: v for k, v in base.items() if k not in _BOOKKEEPING}
+        photos = sorted((base.get("_attachments") or {}).keys())
+    else:
+        base = branches[0].body
+        body = {k: v for k, v in base.items() if k not in _BOOKKEEPING}
+        photos = sorted((base.get("_attachments") or {}).keys())
+        for name, rev in (fields or {}).items():
+            source = by_rev[rev].body
+            if name.startswith("_attachments/"):
+                photo = name.split("/", 1)[1]
+                has = photo in (source.get("_attachments") or {})
+                photos = sorted((set(photos) | {photo}) if has else (set(photos) - {photo}))
+            elif name in source:
+                body[name] = source[name]
+            else:
+                body.pop(name, None)
+    body["_id"] = base["_id"]
+    if photos:
+        body["_attachments"] = {name: _attachment_of(branches, None, name) for name in photos}
+    return body
+
+
+async def write_resolution(
+    couch: CouchClient, db: str, doc_id: str, body: Mapping[str, Any], winner_rev: str, losers: Sequence[str]
+) -> str:
+    """The resolved body as a new revision on the winning branch, losing leaves deleted, in one
+    ``_bulk_docs``; returns the new revision. ``CouchError`` when CouchDB refused any part."""
+    docs: list[dict[str, Any]] = [{**body, "_id": doc_id, "_rev": winner_rev}]
+    docs += [{"_id": doc_id, "_rev": rev, "_deleted": True} for rev in losers]
+    answers = await couch.bulk_docs(db, docs)
+    failed = [a for a in answers if "error" in a]
+    if failed or not answers:
+        raise ConflictWriteError(f"CouchDB refused the resolution of {doc_id}: {failed}")
+    return str(answers[0]["rev"])
+
+
+class ConflictWriteError(CouchError):
+    """CouchDB refused part of a resolution (someone wrote the document meanwhile)."""
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    source_db: str,
+    report: ConflictReport,
+    result_rev: str | None,
+    grid: str | None,
+) -> Conflict | None:
+    """Keep a conflict in SQL (once per distinct set of leaves) with a CaseEvent on its case."""
+    key = leaves_key(report.leaves)
+    existing = (
+        await session.exec(
+            select(Conflict).where(Conflict.doc_id == report.doc_id, Conflict.leaves_key == key)
+        )
+    ).first()
+    if existing is not None:
+        return None
+    finding = await session.get(Finding, report.doc_id)
+    case_id = finding.case_id if finding is not None else None
+    case = await session.get(Case, case_id) if case_id else None
+    soft = report.kind == ConflictKind.SOFT and result_rev is not None
+    conflict = Conflict(
+        doc_id=report.doc_id,
+        source_db=source_db,
+        case_id=case_id,
+        grid_code=(case.grid_code or case.intake_grid) if case else grid,
+        kind=report.kind,
+        status=ConflictStatus.MERGED if soft else ConflictStatus.OPEN,
+        winner_rev=report.winner_rev,
+        leaves_key=key,
+        ancestor_rev=report.ancestor_rev,
+        fields=report.fields,
+        branches=[
+            {
+                "rev": b.rev,
+                "author": b.body.get("author"),
+                "device_id": b.body.get("device_id"),
+                "changed": report.changes.get(b.rev, []),
+                "body": public_body(b.body),
+            }
+            for b in report.branches
+        ],
+        ancestor=report.ancestor,
+        result_rev=result_rev if soft else None,
+        resolved_by=WORKER_ACTOR if soft else None,
+        resolved_at=utc_now() if soft else None,
+    )
+    session.add(conflict)
+    await session.flush()
+    if case_id is not None:
+        session.add(
+            CaseEvent(
+                case_id=case_id,
+                actor=WORKER_ACTOR,
+                action="conflict_merged" if soft else "conflict_found",
+                reason=(
+                    "离线编辑冲突已自动合并 / offline edits merged automatically"
+                    if soft
+                    else "离线编辑冲突，需网格长裁决 / conflicting offline edits wait for the grid leader"
+                ),
+                details={
+                    "finding": report.doc_id,
+                    "conflict": conflict.id,
+                    "kind": report.kind,
+                    "fields": report.fields,
+                    "leaves": report.leaves,
+                    "result_rev": result_rev,
+                },
+            )
+        )
+    return conflict

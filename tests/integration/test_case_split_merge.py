@@ -1,0 +1,107 @@
+"""A grid leader splits what the worker joined, or merges two cases, by hand."""
+
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from server.db.models import Case, CaseEvent, CaseLink, Finding
+from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def near(metres_north: float) -> tuple[float, float]:
+    return ZR01_POINT[0], ZR01_POINT[1] + metres_north / 110_574
+
+
+async def write(stack: Stack, *docs: dict[str, Any]) -> list[dict[str, Any]]:
+    result = await stack.runtime.couch.bulk_docs(stack.settings.couch.grid_db("ZR01"), list(docs))
+    assert all("rev" in r for r in result), result
+    return result
+
+
+async def placed(stack: Stack) -> dict[str, str]:
+    async with stack.runtime.sessions() as session:
+        rows = (await session.exec(select(Finding.doc_id, Finding.case_id))).all()
+    return {doc_id: str(case_id) for doc_id, case_id in rows}
+
+
+async def test_split_then_merge_back(stack: Stack) -> None:
+    revs = await write(
+        stack, *[hazard("vol1", doc_id=f"s-{i}", point=near(i * 5), photo=False) for i in range(3)]
+    )
+    await stack.run_worker()
+    case_id = (await placed(stack))["s-0"]
+    assert set((await placed(stack)).values()) == {case_id}
+
+    async with stack.http("lead1") as client:
+        split = await client.post(
+            f"/api/cases/{case_id}/split", json={"findings": ["s-2"], "reason": "另一户"}
+        )
+        assert split.status_code == 201, split.text
+        new_case = split.json()
+        assert new_case["moved_findings"] == ["s-2"]
+        assert new_case["case_no"].startswith("ZR01-") and new_case["case_no"] != new_case["other_case_no"]
+        # all findings, or findings of another case, cannot be split out
+        everything = await client.post(f"/api/cases/{case_id}/split", json={"findings": ["s-0", "s-1"]})
+        assert everything.status_code == 400
+        foreign = await client.post(f"/api/cases/{case_id}/split", json={"findings": ["s-2"]})
+        assert foreign.status_code == 400
+    assert (await placed(stack))["s-2"] == new_case["case_id"]
+
+    # A later revision of the split finding stays where the leader put it.
+    await write(
+        stack,
+        {**hazard("vol1", doc_id="s-2", point=near(10), photo=False, note="改"), "_rev": revs[2]["rev"]},
+    )
+    stats = await stack.run_worker()
+    assert stats["updated"] == 1
+    assert (await placed(stack))["s-2"] == new_case["case_id"]
+    status = await stack.runtime.couch.get_doc(stack.settings.couch.grid_db("ZR01"), "status:s-2")
+    assert status["case_no"] == new_case["case_no"]  # write-back told the tablet
+
+    async with stack.http("lead2") as client:  # another grid's leader
+        denied = await client.post(f"/api/cases/{case_id}/merge", json={"other_case_id": new_case["case_id"]})
+        assert denied.status_code == 404
+    async with stack.http("vol1") as client:
+        denied = await client.post(f"/api/cases/{case_id}/split", json={"findings": ["s-1"]})
+        assert denied.status_code == 403
+
+    async with stack.http("lead1") as client:
+        merged = await client.post(
+            f"/api/cases/{case_id}/merge", json={"other_case_id": new_case["case_id"], "reason": "同一户"}
+        )
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["moved_findings"] == ["s-2"]
+        absorbed = (await client.get(f"/api/cases/{new_case['case_id']}")).json()
+        assert absorbed["state"] == "closed"
+        twice = await client.post(f"/api/cases/{case_id}/merge", json={"other_case_id": new_case["case_id"]})
+        assert twice.status_code == 409
+    assert set((await placed(stack)).values()) == {case_id}
+    async with stack.runtime.sessions() as session:
+        kinds = (
+            await session.exec(
+                select(CaseLink.kind).where(CaseLink.finding_id == "s-2").order_by(col(CaseLink.id))
+            )
+        ).all()
+        actions = (
+            await session.exec(select(CaseEvent.action, CaseEvent.actor).order_by(col(CaseEvent.id)))
+        ).all()
+        absorbed_case = await session.get(Case, new_case["case_id"])
+    assert kinds == ["joined", "split", "merged"]
+    assert ("split_out", "lead1") in actions and ("split_from", "lead1") in actions
+    assert ("merged_from", "lead1") in actions and ("merged_into", "lead1") in actions
+    assert absorbed_case is not None and absorbed_case.state == "closed"
+
+
+async def test_merge_refuses_other_grids(stack: Stack) -> None:
+    await write(stack, hazard("vol1", doc_id="g-1", photo=False))
+    grid2 = stack.settings.couch.grid_db("ZR02")
+    await stack.runtime.couch.bulk_docs(grid2, [hazard("vol2", doc_id="g-2", point=ZR02_POINT, photo=False)])
+    await stack.run_worker()
+    where = await placed(stack)
+    async with stack.http("root") as client:
+        response = await client.post(f"/api/cases/{where['g-1']}/merge", json={"other_case_id": where["g-2"]})
+        assert response.status_code == 400

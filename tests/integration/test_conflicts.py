@@ -1,0 +1,194 @@
+"""Two real PouchDB tablets edit the same finding offline: the worker detects the conflict, merges
+it when different fields changed (soft), keeps it for the grid leader when the same field changed
+(hard), and the leader's resolution is written back so that both tablets converge."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from server.db.models import CaseEvent, Conflict, Finding
+from sync.couch import CouchNotFound
+from tests.conftest import TabletFactory
+from tests.support.docs import hazard
+from tests.support.stack import Stack
+from tests.support.tablet import Tablet
+
+pytestmark = pytest.mark.integration
+
+
+async def _two_tablets_with(
+    stack: Stack, tablet_factory: TabletFactory, doc: dict[str, Any]
+) -> tuple[Tablet, Tablet]:
+    """vol1's phone and tablet both hold revision 1 of ``doc``."""
+    first = await tablet_factory("vol1")
+    second = await tablet_factory("vol1")
+    await first.put(doc)
+    assert (await first.push())["docs_written"] == 1
+    await stack.run_worker()
+    assert (await second.pull())["ok"] is True
+    assert (await second.get(doc["_id"]))["note"] == doc["note"]
+    return first, second
+
+
+async def _edit(tablet: Tablet, doc_id: str, **changes: Any) -> None:
+    current = await tablet.get(doc_id)
+    await tablet.put({**current, **changes})
+
+
+async def _converged(stack: Stack, doc_id: str, *tablets: Tablet) -> list[dict[str, Any]]:
+    seen = []
+    for tablet in tablets:
+        assert (await tablet.pull())["ok"] is True
+        seen.append(await tablet.get(doc_id, conflicts=True))
+    server = await stack.runtime.couch.get_doc(
+        stack.settings.couch.grid_db("ZR01"), doc_id, params={"conflicts": "true"}
+    )
+    for doc in seen:
+        assert "_conflicts" not in doc or doc["_conflicts"] == []
+        assert doc["_rev"] == server["_rev"]
+    assert "_conflicts" not in server
+    return seen
+
+
+async def test_soft_conflict_is_merged_and_tablets_converge(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    doc = hazard("vol1", doc_id="h-soft", note="楼道飞线", photo=False)
+    first, second = await _two_tablets_with(stack, tablet_factory, doc)
+    await _edit(first, "h-soft", note="楼道飞线，三楼")  # one changes the note
+    await _edit(second, "h-soft", severity="high")  # the other the severity
+    assert (await first.push())["docs_written"] == 1
+    assert (await second.push())["docs_written"] == 1
+    stored = await stack.runtime.couch.get_doc(
+        stack.settings.couch.grid_db("ZR01"), "h-soft", params={"conflicts": "true"}
+    )
+    assert len(stored["_conflicts"]) == 1
+
+    stats = await stack.run_worker()
+    assert stats["conflict_soft"] == 1
+    async with stack.runtime.sessions() as session:
+        conflict = (await session.exec(select(Conflict))).one()
+        finding = await session.get(Finding, "h-soft")
+        events = (await session.exec(select(CaseEvent.action).order_by(col(CaseEvent.id)))).all()
+    assert conflict.kind == "soft" and conflict.status == "merged"
+    assert conflict.fields == ["note", "severity"]
+    assert conflict.result_rev is not None and conflict.result_rev.startswith("3-")
+    assert "conflict_merged" in events
+    # The merged revision came back through the feed: the case shows both edits.
+    assert finding is not None and finding.note == "楼道飞线，三楼" and finding.severity == "high"
+    assert finding.rev == conflict.result_rev
+
+    for seen in await _converged(stack, "h-soft", first, second):
+        assert seen["note"] == "楼道飞线，三楼"
+        assert seen["severity"] == "high"
+    # Nothing is left to merge: another pass records nothing new.
+    assert "conflict_soft" not in await stack.run_worker()
+
+
+async def test_hard_conflict_waits_for_the_leader_whose_choice_tablets_converge_on(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    doc = hazard("vol1", doc_id="h-hard", note="三楼飞线", photo=False)
+    first, second = await _two_tablets_with(stack, tablet_factory, doc)
+    await _edit(first, "h-hard", note="三楼飞线，已劝离")
+    await _edit(second, "h-hard", note="四楼飞线", severity="high")
+    await first.push()
+    await second.push()
+
+    stats = await stack.run_worker()
+    assert stats["conflict_hard"] == 1
+    async with stack.http("lead1") as client:
+        listed = (await client.get("/api/conflicts", params={"grid": "ZR01", "status": "open"})).json()
+        assert listed["count"] == 1
+        conflict = listed["data"][0]
+        assert conflict["kind"] == "hard" and conflict["fields"] == ["note"]
+        notes = {b["body"]["note"]: b["rev"] for b in conflict["branches"]}
+        assert set(notes) == {"三楼飞线，已劝离", "四楼飞线"}
+        assert conflict["ancestor"]["note"] == "三楼飞线"
+        by_case = (await client.get(f"/api/cases/{conflict['case_id']}/conflicts")).json()
+        assert [c["id"] for c in by_case["data"]] == [conflict["id"]]
+    # Leaders of other grids and volunteers neither see nor resolve it.
+    async with stack.http("lead2") as client:
+        assert (await client.get("/api/conflicts")).json()["count"] == 0
+        other = await client.post(
+            f"/api/conflicts/{conflict['id']}/resolve", json={"choose": notes["四楼飞线"]}
+        )
+        assert other.status_code == 404
+    async with stack.http("vol1") as client:
+        assert (await client.get("/api/conflicts")).status_code == 403
+
+    # The leader keeps the first tablet's note but the second tablet's severity, field by field.
+    async with stack.http("lead1") as client:
+        resolved = await client.post(
+            f"/api/conflicts/{conflict['id']}/resolve",
+            json={
+                "fields": {"note": notes["三楼飞线，已劝离"], "severity": notes["四楼飞线"]},
+                "reason": "核实",
+            },
+        )
+        assert resolved.status_code == 200, resolved.text
+        assert resolved.json()["status"] == "resolved"
+        again = await client.post(
+            f"/api/conflicts/{conflict['id']}/resolve", json={"choose": notes["四楼飞线"]}
+        )
+        assert again.status_code == 409
+    await stack.run_worker()
+    async with stack.runtime.sessions() as session:
+        finding = await session.get(Finding, "h-hard")
+        actions = (await session.exec(select(CaseEvent.action))).all()
+    assert finding is not None and finding.note == "三楼飞线，已劝离" and finding.severity == "high"
+    assert finding.rev == resolved.json()["result_rev"]
+    assert {"conflict_found", "conflict_resolved"} <= set(actions)
+    for seen in await _converged(stack, "h-hard", first, second):
+        assert seen["note"] == "三楼飞线，已劝离"
+        assert seen["severity"] == "high"
+
+
+async def test_leader_chooses_a_whole_branch(stack: Stack, tablet_factory: TabletFactory) -> None:
+    doc = hazard("vol1", doc_id="h-choose", note="原始", photo=False)
+    first, second = await _two_tablets_with(stack, tablet_factory, doc)
+    await _edit(first, "h-choose", note="甲")
+    await _edit(second, "h-choose", note="乙")
+    await first.push()
+    await second.push()
+    await stack.run_worker()
+    async with stack.http("lead1") as client:
+        conflict = (await client.get("/api/conflicts")).json()["data"][0]
+        rev = next(b["rev"] for b in conflict["branches"] if b["body"]["note"] == "乙")
+        bad = await client.post(f"/api/conflicts/{conflict['id']}/resolve", json={"choose": "9-nope"})
+        assert bad.status_code == 400
+        ok = await client.post(f"/api/conflicts/{conflict['id']}/resolve", json={"choose": rev})
+        assert ok.status_code == 200, ok.text
+    for seen in await _converged(stack, "h-choose", first, second):
+        assert seen["note"] == "乙"
+
+
+async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
+    """After compaction the common ancestor's body is gone: nobody can tell who changed what."""
+    couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
+    base = hazard("vol1", doc_id="h-compacted", note="原始", photo=False)
+    [first] = await couch.bulk_docs(db, [base])
+    root = first["rev"].split("-", 1)[1]
+    branches = [
+        {**base, "note": note, "_rev": f"2-{tag}", "_revisions": {"start": 2, "ids": [tag, root]}}
+        for note, tag in (("甲改备注", "a" * 32), ("乙改等级", "b" * 32))
+    ]
+    branches[1] = {**branches[1], "note": base["note"], "severity": "high"}  # would be soft with its ancestor
+    await couch.bulk_docs(db, branches, new_edits=False)
+    await couch.request("POST", f"/{db}/_compact", json={})
+    for _ in range(50):  # compaction runs in the background
+        try:
+            await couch.get_doc(db, "h-compacted", params={"rev": first["rev"]})
+        except CouchNotFound:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.skip("this CouchDB kept the ancestor's body after compaction")
+    stats = await stack.run_worker()
+    assert stats["conflict_hard"] == 1
+    async with stack.runtime.sessions() as session:
+        conflict = (await session.exec(select(Conflict))).one()
+    assert conflict.ancestor is None and conflict.status == "open"
+    assert set(conflict.fields) == {"note", "severity"}
