@@ -10,6 +10,7 @@ from litestar.response import Stream
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
+from server.cases._access import CASE_READER_ROLES
 from server.cases._lifecycle import CaseActions
 from server.cases._query import BBox, CaseFilters
 from server.cases._schemas import (
@@ -63,19 +64,21 @@ class CaseController(Controller):
             bbox=BBox.parse(bbox) if bbox else None,
             text=q.strip() if q and q.strip() else None,
         )
-        return await CaseReader(runtime, session, principal).search(filters, limit=limit, cursor=cursor)
+        return await CaseReader(runtime, session, principal, roles=CASE_READER_ROLES).search(
+            filters, limit=limit, cursor=cursor
+        )
 
     @get("/{case_id:str}", summary="One case: findings, dispatches, follow-ups, audit trail, refusals")
     async def get_case(
         self, runtime: Runtime, session: AsyncSession, principal: Principal, case_id: str
     ) -> CaseDetailPublic:
-        reader = CaseReader(runtime, session, principal)
+        reader = CaseReader(runtime, session, principal, roles=CASE_READER_ROLES)
         return await reader.detail(await reader.get(case_id))
 
     async def _answer(
         self, runtime: Runtime, session: AsyncSession, principal: Principal, case_id: str
     ) -> CaseDetailPublic:
-        reader = CaseReader(runtime, session, principal)
+        reader = CaseReader(runtime, session, principal, roles=CASE_READER_ROLES)
         return await reader.detail(await reader.get(case_id))
 
     @post("/{case_id:str}/transitions", summary="Take a step of the five-step loop (reason required)")
@@ -158,7 +161,9 @@ class CaseController(Controller):
         doc_id: str,
         name: str,
     ) -> Stream:
-        finding = await CaseReader(runtime, session, principal).finding(case_id, doc_id)
+        finding = await CaseReader(runtime, session, principal, roles=CASE_READER_ROLES).finding(
+            case_id, doc_id
+        )
         if name not in finding.photos:
             raise ApiError.not_found("照片不存在", "photo not found")
         stack = AsyncExitStack()

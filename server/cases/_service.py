@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
-from server.cases._access import CASE_READER_ROLES, CaseAccess
+from server.cases._access import CASE_READER_ROLES, CASE_WRITER_ROLES, CaseAccess
 from server.cases._query import CaseFilters, cursor_clause, encode_cursor, filter_clauses
 from server.cases._schemas import (
     CaseDetailPublic,
@@ -49,9 +49,28 @@ MAX_PAGE = 200
 
 
 class CaseReader:
-    """Reads cases for one principal; every query carries the role × grid scope."""
+    """Reads cases for one principal; every query carries the role × grid scope.
 
-    def __init__(self, runtime: Runtime, session: AsyncSession, principal: Principal) -> None:
+    By default only the roles that act on cases (grid leaders, admins) get a reader, and ``get``
+    then returns only cases they may act on: other case endpoints (split, merge, conflicts) use it
+    as their check. The read endpoints open it with ``roles=CASE_READER_ROLES`` (coordinators and
+    department accounts read too); code that changes a case should prefer ``CaseAccess.writable``.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        roles: frozenset[Role] = CASE_WRITER_ROLES,
+    ) -> None:
+        if principal.role not in roles:
+            raise ApiError.forbidden(
+                "您的角色不能办理案件" if roles == CASE_WRITER_ROLES else "您的角色不能查看案件",
+                f"your role ({principal.role}) may not "
+                + ("act on cases" if roles == CASE_WRITER_ROLES else "read cases"),
+            )
         self.access = CaseAccess(session, principal)
         self.runtime = runtime
         self.session = session

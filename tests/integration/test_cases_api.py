@@ -424,3 +424,28 @@ async def test_departments_are_the_taxonomy_list_managed_by_admins(stack: Stack)
     # No working_days given: the concern's deadline from the taxonomy applies.
     expected = stack.runtime.taxonomy.concerns["04-05"].deadline_working_days
     assert gas.json()["dispatches"][0]["working_days"] == expected
+
+
+async def test_read_only_roles_cannot_split_or_merge(stack: Stack) -> None:
+    """Split and merge check the case through ``CaseReader``: reading roles must not pass there."""
+    await _department_user(stack, "police2", "police")
+    case_id = await _case(stack, doc="hazard-split-a")
+    other_id = await _case(stack, doc="hazard-split-b")
+    async with stack.http("lead1") as lead:
+        dispatched = await lead.post(
+            f"/api/cases/{case_id}/dispatches", json={"departments": ["police"], "reason": "派单处理"}
+        )
+        assert dispatched.status_code == 201
+    split = {"findings": ["hazard-split-a"], "reason": "不是同一问题"}
+    merge = {"other_case_id": other_id, "reason": "同一问题"}
+    async with stack.http("coord") as coordinator:
+        assert (await coordinator.get(f"/api/cases/{case_id}")).status_code == 200
+        assert (await coordinator.post(f"/api/cases/{case_id}/split", json=split)).status_code == 403
+        assert (await coordinator.post(f"/api/cases/{case_id}/merge", json=merge)).status_code == 403
+    async with stack.http() as client:
+        auth = ("police2", "police2-password")
+        assert (await client.get(f"/api/cases/{case_id}", auth=auth)).status_code == 200
+        assert (await client.post(f"/api/cases/{case_id}/split", json=split, auth=auth)).status_code == 403
+    async with stack.http("root") as admin:
+        detail = (await admin.get(f"/api/cases/{case_id}")).json()
+    assert [f["doc_id"] for f in detail["findings"]] == ["hazard-split-a"]

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from server.cases._calendar import DEFAULT_CALENDAR_FILE, CalendarError, WorkCalendar, load_calendar
+from server.cases._query import BBox, decode_cursor, encode_cursor
 from server.cases._transitions import (
     TRANSITIONS,
     TransitionFacts,
@@ -12,7 +13,8 @@ from server.cases._transitions import (
     allowed_targets,
     check_transition,
 )
-from server.db.models import CaseState, Role
+from server.db.models import Case, CaseState, Role
+from server.errors import ApiError
 
 pytestmark = pytest.mark.unit
 
@@ -163,3 +165,31 @@ def test_a_malformed_calendar_is_refused() -> None:
                 }
             }
         )
+
+
+# --- list parameters ----------------------------------------------------------------------------
+
+
+def test_bbox_parsing() -> None:
+    box = BBox.parse("121.38,31.25,121.40,31.27")
+    assert (box.min_lon, box.max_lat) == (121.38, 31.27)
+    for bad in ("121.4,31.25,121.38,31.27", "1,2,3", "a,b,c,d", "200,0,201,1"):
+        with pytest.raises(ApiError) as info:
+            BBox.parse(bad)
+        assert info.value.status == 400
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    case = Case(
+        id="c-1",
+        case_no="ZR01-1",
+        concern_code="04-01",
+        severity="low",
+        lat=31.2,
+        lon=121.4,
+        created_at=datetime(2026, 11, 20, 2, 0, tzinfo=UTC),
+    )
+    assert decode_cursor(encode_cursor(case)) == (datetime(2026, 11, 20, 2, 0, tzinfo=UTC), "c-1")
+    for garbage in ("bm9wZQ", "!!!", ""):
+        with pytest.raises(ApiError):
+            decode_cursor(garbage)
