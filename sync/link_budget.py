@@ -1,10 +1,14 @@
 """How many bytes a user's next ``_changes`` page may carry, learnt from how their pulls go.
 
 Small pages survive a link that cuts often; large pages waste fewer round trips on a link that
-does not. A pull that moves forward is a page that arrived: the budget grows by a step. A pull
-that asks again for changes it was already given is a retry after a cut: the budget halves
-(additive increase, multiplicative decrease, as TCP does). The state is per user and per gateway
-process, kept in memory and forgotten after a while: a wrong guess costs a page, never data.
+does not. A pull that moves forward is a page that arrived: the budget doubles until the user's
+first retry, then grows by a step. A pull that asks again for changes it was already given is a
+retry after a cut: the budget halves (slow start, then additive increase and multiplicative
+decrease, as TCP does). A link that has carried a run of
+maximum-size pages without a retry is trusted: its pages are no longer bounded by bytes (0), which
+also spares the gateway reading every document twice (once to weigh it, once for ``_bulk_get``);
+the first retry bounds them again. The state is per user and per gateway process, kept in memory
+and forgotten after a while: a wrong guess costs a page, never data.
 """
 
 import time
@@ -32,18 +36,29 @@ class _State:
     budget: int
     progress: int
     seen_at: float
+    pages_at_maximum: int = 0
+    retried: bool = False
 
 
 class LinkBudgets:
-    def __init__(self, initial: int, *, minimum: int = 64 * 1024, maximum: int = 4 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        initial: int,
+        *,
+        minimum: int = 64 * 1024,
+        maximum: int = 4 * 1024 * 1024,
+        trust_after: int = 8,
+    ) -> None:
         self.initial = initial
         self.minimum = min(minimum, initial)
         self.maximum = max(maximum, initial)
         self.step = max(initial // 2, 1)
+        self.trust_after = trust_after
         self._states: dict[str, _State] = {}
 
     def budget_for(self, user: str, progress: int, *, now: float | None = None) -> int:
-        """The byte budget of the page this user asks for now; 0 when budgets are off."""
+        """The byte budget of the page this user asks for now; 0 means unbounded (budgets off, or a
+        trusted link)."""
         if self.initial <= 0:
             return 0
         moment = time.monotonic() if now is None else now
@@ -55,8 +70,12 @@ class LinkBudgets:
             self._states[user] = state
         elif progress < state.progress:
             state.budget = max(self.minimum, state.budget // 2)
+            state.pages_at_maximum = 0
+            state.retried = True
         elif progress > state.progress:
-            state.budget = min(self.maximum, state.budget + self.step)
+            grown = state.budget + self.step if state.retried else state.budget * 2
+            state.budget = min(self.maximum, grown)
+            state.pages_at_maximum = state.pages_at_maximum + 1 if state.budget == self.maximum else 0
         state.progress = progress
         state.seen_at = moment
-        return state.budget
+        return 0 if state.pages_at_maximum >= self.trust_after else state.budget
