@@ -1,10 +1,10 @@
 """How many bytes a user's next ``_changes`` page may carry, learnt from how their pulls go.
 
 Small pages survive a link that cuts often; large pages waste fewer round trips on a link that
-does not. A pull that moves forward is a page that arrived: the budget doubles until the user's
-first retry, then grows by a step. A pull that asks again for changes it was already given is a
-retry after a cut: the budget halves (slow start, then additive increase and multiplicative
-decrease, as TCP does). A link that has carried a run of
+does not. A pull that moves forward is a page that arrived: the budget grows by a step (doubling
+instead, as TCP's slow start does, made a link cut every ~1.3 MB carry 2.9× its data instead of
+1.5×). A pull that asks again for changes it was already given is a retry after a cut: the budget
+halves (additive increase, multiplicative decrease). A link that has carried a run of
 maximum-size pages without a retry is trusted: its pages are no longer bounded by bytes (0), which
 also spares the gateway reading every document twice (once to weigh it, once for ``_bulk_get``);
 the first retry bounds them again. The state is per user and per gateway process, kept in memory
@@ -37,7 +37,6 @@ class _State:
     progress: int
     seen_at: float
     pages_at_maximum: int = 0
-    retried: bool = False
 
 
 class LinkBudgets:
@@ -71,10 +70,8 @@ class LinkBudgets:
         elif progress < state.progress:
             state.budget = max(self.minimum, state.budget // 2)
             state.pages_at_maximum = 0
-            state.retried = True
         elif progress > state.progress:
-            grown = state.budget + self.step if state.retried else state.budget * 2
-            state.budget = min(self.maximum, grown)
+            state.budget = min(self.maximum, state.budget + self.step)
             state.pages_at_maximum = state.pages_at_maximum + 1 if state.budget == self.maximum else 0
         state.progress = progress
         state.seen_at = moment

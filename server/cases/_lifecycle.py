@@ -25,6 +25,7 @@ from server.cases._schemas import (
 )
 from server.cases._transitions import TransitionFacts, TransitionRefused, check_transition
 from server.db.models import (
+    SATISFACTION_LABELS,
     Case,
     CaseDispatch,
     CaseEvent,
@@ -350,7 +351,7 @@ class CaseActions:
         self._event(
             case.id,
             "follow_up",
-            body.note or body.resident_comment or str(body.satisfaction),
+            body.note or body.resident_comment or " / ".join(SATISFACTION_LABELS[body.satisfaction]),
             now,
             satisfaction=str(body.satisfaction),
             method=body.method,

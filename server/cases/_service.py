@@ -143,11 +143,12 @@ class CaseReader:
     async def findings_of(self, case_ids: Sequence[str]) -> dict[str, list[Finding]]:
         if not case_ids:
             return {}
-        rows = (
-            await self.session.exec(
-                select(Finding).where(col(Finding.case_id).in_(case_ids)).order_by(col(Finding.received_at))
-            )
-        ).all()
+        query = (
+            select(Finding)
+            .where(col(Finding.case_id).in_(case_ids))
+            .order_by(col(Finding.received_at), col(Finding.doc_id))
+        )
+        rows = (await self.session.exec(query)).all()
         grouped: dict[str, list[Finding]] = defaultdict(list)
         for row in rows:
             if row.case_id is not None:

@@ -360,9 +360,11 @@ async def _serve_attachment(
     request: Request[Any, Any, Any], runtime: Runtime, path: str, params: dict[str, str]
 ) -> Response[Any]:
     """Stream an attachment with its length and ETag, answering ``Range`` even when CouchDB does not."""
-    forwarded = {
-        k: v for k, v in request.headers.items() if k.lower() in {"range", "if-none-match", "if-range"}
-    }
+    # The tablet's Accept-Encoding goes along: a photo CouchDB compresses crosses the tablet's link
+    # compressed (our CouchDB client otherwise asks for identity).
+    wanted_headers = {"range", "if-none-match", "if-range", "accept-encoding"}
+    forwarded = {k: v for k, v in request.headers.items() if k.lower() in wanted_headers}
+    forwarded.setdefault("accept-encoding", "identity")
     stack = AsyncExitStack()
     response = await stack.enter_async_context(
         runtime.couch.stream(request.method, path, params=params, headers=forwarded)

@@ -277,6 +277,13 @@ async def test_dissatisfied_resident_reopens(stack: Stack) -> None:
         assert (await _step(lead, case_id, "follow_up")).status_code == 201
         # The earlier follow-up belongs to the earlier round: closing needs a new one.
         assert (await _step(lead, case_id, "closed")).status_code == 409
+        plain = await lead.post(
+            f"/api/cases/{case_id}/follow-ups", json={"method": "phone", "satisfaction": "satisfied"}
+        )
+        assert plain.status_code == 201, plain.text
+        events = (await lead.get(f"/api/cases/{case_id}")).json()["events"]
+        # Without a comment the audit entry still reads in both languages.
+        assert [e["reason"] for e in events if e["action"] == "follow_up"][-1] == "满意 / Satisfied"
 
 
 async def test_list_filters_and_cursor_stability(stack: Stack) -> None:

@@ -10,17 +10,15 @@ def test_progress_reads_numeric_parts_of_opaque_sequences() -> None:
     assert progress_of({}) == 0
 
 
-def test_budget_doubles_until_a_retry_then_grows_by_steps_and_halves_on_each_retry() -> None:
+def test_budget_grows_while_pulls_move_on_and_halves_on_a_retry() -> None:
     budgets = LinkBudgets(256 * 1024)
     assert budgets.budget_for("vol1", 0, now=0) == 256 * 1024
-    assert budgets.budget_for("vol1", 100, now=1) == 512 * 1024
-    assert budgets.budget_for("vol1", 200, now=2) == 1024 * 1024
+    assert budgets.budget_for("vol1", 100, now=1) == 384 * 1024
+    assert budgets.budget_for("vol1", 200, now=2) == 512 * 1024
     # the same changes asked for again: the last page did not make it across
-    assert budgets.budget_for("vol1", 100, now=3) == 512 * 1024
-    assert budgets.budget_for("vol1", 100, now=4) == 512 * 1024  # a repeated position: no change
-    assert budgets.budget_for("vol1", 200, now=5) == 640 * 1024  # after a retry: a step at a time
-    assert budgets.budget_for("vol1", 150, now=6) == 320 * 1024
-    assert budgets.budget_for("vol2", 0, now=6) == 256 * 1024  # per user
+    assert budgets.budget_for("vol1", 100, now=3) == 256 * 1024
+    assert budgets.budget_for("vol1", 100, now=4) == 256 * 1024  # a repeated position: no change
+    assert budgets.budget_for("vol2", 0, now=4) == 256 * 1024  # per user
 
 
 def test_budget_stays_within_bounds_and_forgets_idle_users() -> None:
@@ -42,6 +40,6 @@ def test_a_link_that_carries_maximum_pages_without_retries_is_trusted_until_a_re
     budgets = LinkBudgets(256 * 1024, maximum=512 * 1024, trust_after=3)
     answers = [budgets.budget_for("vol1", step, now=step) for step in range(7)]
     # grows to the maximum; after three pages that moved on at the maximum, pages are unbounded
-    assert answers == [256 * 1024, 512 * 1024, 512 * 1024, 0, 0, 0, 0]
+    assert answers == [256 * 1024, 384 * 1024, 512 * 1024, 512 * 1024, 0, 0, 0]
     assert budgets.budget_for("vol1", 3, now=8) == 256 * 1024  # a retry: bounded again, halved
     assert budgets.budget_for("vol1", 4, now=9) == 384 * 1024
