@@ -13,6 +13,7 @@ shown and never used, so a tablet whose clock is a year off changes nothing. Amo
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
+import json
 import math
 import uuid
 from collections import defaultdict
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import JSON, Boolean, DateTime, String, Table, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -157,6 +158,50 @@ def _table(model: type[Any]) -> Table:
     """The Core table of a model: Core executemany skips the ORM's per-row bookkeeping."""
     table: Table = model.__table__
     return table
+
+
+def _sqlite_time(value: datetime) -> str:
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_converter(column: Any) -> Any:
+    """How SQLAlchemy would bind a column's values for SQLite (UTC datetimes without offset, JSON
+    as text, booleans as integers, enums as their text); None for values passed as they are."""
+    kind = type(column.type)
+    if issubclass(kind, DateTime):
+        return _sqlite_time
+    if issubclass(kind, JSON):
+        return json.dumps
+    if issubclass(kind, Boolean):
+        return int
+    if issubclass(kind, String):
+        return str
+    return None
+
+
+async def _bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many rows of one table. On SQLite straight through the driver's ``executemany`` (SQLAlchemy's
+    per-row parameter processing cost as much as SQLite's own work); elsewhere Core ``executemany``."""
+    if not rows:
+        return
+    table = _table(model)
+    connection = await session.connection()
+    if connection.dialect.name != "sqlite":
+        await session.exec(insert(table), params=rows)
+        return
+    columns = list(rows[0].keys())
+    unknown = [c for c in columns if c not in table.c]
+    if unknown:
+        raise ValueError(f"unknown columns for {table.name}: {unknown}")
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  (names checked against the table)
+        table.name, ", ".join(columns), ", ".join("?" * len(columns))
+    )
+    converters = [(c, _sqlite_converter(table.c[c])) for c in columns]
+    values = [
+        tuple(row[c] if convert is None or row[c] is None else convert(row[c]) for c, convert in converters)
+        for row in rows
+    ]
+    await connection.exec_driver_sql(sql, values)
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -469,7 +514,7 @@ async def apply_page(
             session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now, join_cache
         )
     if revisions:
-        await session.exec(insert(_table(FindingRevision)), params=revisions)
+        await _bulk_insert(session, FindingRevision, revisions)
     return outcomes
 
 
@@ -663,10 +708,10 @@ async def _create_or_join(
             }
         )
     if cases:
-        await session.exec(insert(_table(Case)), params=cases)
-    await session.exec(insert(_table(Finding)), params=findings)
-    await session.exec(insert(_table(CaseLink)), params=links)
-    await session.exec(insert(_table(CaseEvent)), params=events)
+        await _bulk_insert(session, Case, cases)
+    await _bulk_insert(session, Finding, findings)
+    await _bulk_insert(session, CaseLink, links)
+    await _bulk_insert(session, CaseEvent, events)
     if joined_cases:
         await _touch_cases(session, joined_cases, now)
     return outcomes
