@@ -28,7 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
-from geo import GridIndex, to_wgs84
+from geo import Datum, GridIndex, gcj02_to_wgs84_many, to_wgs84
 from server.db.models import (
     Case,
     CaseEvent,
@@ -223,9 +223,12 @@ def _parse_time(value: Any) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
+def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy, *, convert: bool = True) -> dict[str, Any]:
+    """The finding's columns; with ``convert=False`` lat/lon stay as reported (``_to_wgs84_many``)."""
     location = doc["location"]
-    lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+    lon, lat = float(location["lon"]), float(location["lat"])
+    if convert:
+        lon, lat = to_wgs84(lon, lat, str(location["datum"]))
     concern = taxonomy.concern(str(doc["concern_code"]))
     severity = doc.get("severity") or (concern.default_severity if concern else "medium")
     return {
@@ -495,7 +498,7 @@ async def apply_page(
                 continue
             current = upgrade(change.doc)
             if finding is None:
-                fresh.append(_New(change, _finding_fields(current, taxonomy)))
+                fresh.append(_New(change, _finding_fields(current, taxonomy, convert=False)))
             else:
                 if finding.case_id is not None:
                     join_cache.touched(finding.case_id)
@@ -510,6 +513,7 @@ async def apply_page(
             }
         )
     if fresh:
+        _to_wgs84_many(fresh)
         outcomes += await _create_or_join(
             session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now, join_cache
         )
@@ -539,6 +543,19 @@ async def apply_change(
         timezone=timezone,
     )
     return outcomes[0]
+
+
+def _to_wgs84_many(fresh: Sequence[_New]) -> None:
+    """WGS-84 for the page's new findings: GCJ-02 (most phones) converted as one array."""
+    gcj = [n for n in fresh if n.fields["reported_datum"] == Datum.GCJ02]
+    if gcj:
+        lon, lat = gcj02_to_wgs84_many([n.fields["lon"] for n in gcj], [n.fields["lat"] for n in gcj])
+        for new, x, y in zip(gcj, lon.tolist(), lat.tolist(), strict=True):
+            new.fields["lon"], new.fields["lat"] = x, y
+    for new in fresh:
+        if new.fields["reported_datum"] != Datum.GCJ02:
+            f = new.fields
+            f["lon"], f["lat"] = to_wgs84(f["reported_lon"], f["reported_lat"], f["reported_datum"])
 
 
 def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
