@@ -13,6 +13,7 @@ shown and never used, so a tablet whose clock is a year off changes nothing. Amo
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
+import functools
 import json
 import math
 import uuid
@@ -160,6 +161,7 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
+@functools.lru_cache(maxsize=4096)  # a page writes the same receive time on every row
 def _sqlite_time(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
 
