@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Case, CaseEvent, Conflict, ConflictKind, ConflictStatus, Finding, utc_now
@@ -39,6 +39,7 @@ __all__ = [
     "leaves_key",
     "public_body",
     "record",
+    "settle_resolved_elsewhere",
     "write_resolution",
 ]
 
@@ -280,6 +281,16 @@ async def record(
     ).first()
     if existing is not None:
         return None
+    # The branches moved on (another offline edit): an older open record of this document is void.
+    for older in (
+        await session.exec(
+            select(Conflict).where(Conflict.doc_id == report.doc_id, Conflict.status == ConflictStatus.OPEN)
+        )
+    ).all():
+        older.status = ConflictStatus.SUPERSEDED
+        older.resolved_by = WORKER_ACTOR
+        older.resolved_at = utc_now()
+        session.add(older)
     finding = await session.get(Finding, report.doc_id)
     case_id = finding.case_id if finding is not None else None
     case = await session.get(Case, case_id) if case_id else None
@@ -334,3 +345,40 @@ async def record(
             )
         )
     return conflict
+
+
+async def settle_resolved_elsewhere(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Open conflicts whose document now arrives without ``_conflicts`` were settled by someone
+    else (a tablet deleted the other branch, an operator resolved it in CouchDB): close them, so
+    leaders are not asked to decide what is no longer in dispute."""
+    settled = {
+        str(row["id"]): str((row.get("doc") or {}).get("_rev") or "")
+        for row in rows
+        if row.get("doc") is not None and not (row.get("doc") or {}).get("_conflicts")
+    }
+    if not settled:
+        return 0
+    open_rows = (
+        await session.exec(
+            select(Conflict).where(
+                col(Conflict.doc_id).in_(list(settled)), Conflict.status == ConflictStatus.OPEN
+            )
+        )
+    ).all()
+    for conflict in open_rows:
+        conflict.status = ConflictStatus.SUPERSEDED
+        conflict.result_rev = settled[conflict.doc_id]
+        conflict.resolved_by = WORKER_ACTOR
+        conflict.resolved_at = utc_now()
+        session.add(conflict)
+        if conflict.case_id is not None:
+            session.add(
+                CaseEvent(
+                    case_id=conflict.case_id,
+                    actor=WORKER_ACTOR,
+                    action="conflict_superseded",
+                    reason="冲突已在别处解决 / the conflict was settled outside gridpatrol",
+                    details={"finding": conflict.doc_id, "conflict": conflict.id, "rev": conflict.result_rev},
+                )
+            )
+    return len(open_rows)

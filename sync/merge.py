@@ -13,6 +13,8 @@ shown and never used, so a tablet whose clock is a year off changes nothing. Amo
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 """
 
+import functools
+import json
 import math
 import uuid
 from collections import defaultdict
@@ -21,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import JSON, Boolean, DateTime, String, Table, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
-from geo import GridIndex, to_wgs84
+from geo import Datum, GridIndex, gcj02_to_wgs84_many, to_wgs84
 from server.db.models import (
     Case,
     CaseEvent,
@@ -159,6 +161,51 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
+@functools.lru_cache(maxsize=4096)  # a page writes the same receive time on every row
+def _sqlite_time(value: datetime) -> str:
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_converter(column: Any) -> Any:
+    """How SQLAlchemy would bind a column's values for SQLite (UTC datetimes without offset, JSON
+    as text, booleans as integers, enums as their text); None for values passed as they are."""
+    kind = type(column.type)
+    if issubclass(kind, DateTime):
+        return _sqlite_time
+    if issubclass(kind, JSON):
+        return json.dumps
+    if issubclass(kind, Boolean):
+        return int
+    if issubclass(kind, String):
+        return str
+    return None
+
+
+async def _bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many rows of one table. On SQLite straight through the driver's ``executemany`` (SQLAlchemy's
+    per-row parameter processing cost as much as SQLite's own work); elsewhere Core ``executemany``."""
+    if not rows:
+        return
+    table = _table(model)
+    connection = await session.connection()
+    if connection.dialect.name != "sqlite":
+        await session.exec(insert(table), params=rows)
+        return
+    columns = list(rows[0].keys())
+    unknown = [c for c in columns if c not in table.c]
+    if unknown:
+        raise ValueError(f"unknown columns for {table.name}: {unknown}")
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  (names checked against the table)
+        table.name, ", ".join(columns), ", ".join("?" * len(columns))
+    )
+    converters = [(c, _sqlite_converter(table.c[c])) for c in columns]
+    values = [
+        tuple(row[c] if convert is None or row[c] is None else convert(row[c]) for c, convert in converters)
+        for row in rows
+    ]
+    await connection.exec_driver_sql(sql, values)
+
+
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Metres between two nearby WGS-84 points (equirectangular; exact enough within a district)."""
     mean = math.radians((lat1 + lat2) / 2)
@@ -178,9 +225,12 @@ def _parse_time(value: Any) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
+def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy, *, convert: bool = True) -> dict[str, Any]:
+    """The finding's columns; with ``convert=False`` lat/lon stay as reported (``_to_wgs84_many``)."""
     location = doc["location"]
-    lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+    lon, lat = float(location["lon"]), float(location["lat"])
+    if convert:
+        lon, lat = to_wgs84(lon, lat, str(location["datum"]))
     concern = taxonomy.concern(str(doc["concern_code"]))
     severity = doc.get("severity") or (concern.default_severity if concern else "medium")
     return {
@@ -450,7 +500,7 @@ async def apply_page(
                 continue
             current = upgrade(change.doc)
             if finding is None:
-                fresh.append(_New(change, _finding_fields(current, taxonomy)))
+                fresh.append(_New(change, _finding_fields(current, taxonomy, convert=False)))
             else:
                 if finding.case_id is not None:
                     join_cache.touched(finding.case_id)
@@ -465,11 +515,12 @@ async def apply_page(
             }
         )
     if fresh:
+        _to_wgs84_many(fresh)
         outcomes += await _create_or_join(
             session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now, join_cache
         )
     if revisions:
-        await session.exec(insert(_table(FindingRevision)), params=revisions)
+        await _bulk_insert(session, FindingRevision, revisions)
     return outcomes
 
 
@@ -494,6 +545,19 @@ async def apply_change(
         timezone=timezone,
     )
     return outcomes[0]
+
+
+def _to_wgs84_many(fresh: Sequence[_New]) -> None:
+    """WGS-84 for the page's new findings: GCJ-02 (most phones) converted as one array."""
+    gcj = [n for n in fresh if n.fields["reported_datum"] == Datum.GCJ02]
+    if gcj:
+        lon, lat = gcj02_to_wgs84_many([n.fields["lon"] for n in gcj], [n.fields["lat"] for n in gcj])
+        for new, x, y in zip(gcj, lon.tolist(), lat.tolist(), strict=True):
+            new.fields["lon"], new.fields["lat"] = x, y
+    for new in fresh:
+        if new.fields["reported_datum"] != Datum.GCJ02:
+            f = new.fields
+            f["lon"], f["lat"] = to_wgs84(f["reported_lon"], f["reported_lat"], f["reported_datum"])
 
 
 def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
@@ -663,10 +727,10 @@ async def _create_or_join(
             }
         )
     if cases:
-        await session.exec(insert(_table(Case)), params=cases)
-    await session.exec(insert(_table(Finding)), params=findings)
-    await session.exec(insert(_table(CaseLink)), params=links)
-    await session.exec(insert(_table(CaseEvent)), params=events)
+        await _bulk_insert(session, Case, cases)
+    await _bulk_insert(session, Finding, findings)
+    await _bulk_insert(session, CaseLink, links)
+    await _bulk_insert(session, CaseEvent, events)
     if joined_cases:
         await _touch_cases(session, joined_cases, now)
     return outcomes

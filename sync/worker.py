@@ -24,7 +24,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import FeedCheckpoint, FeedLease, WorkerHeartbeat, utc_now
 from server.runtime import Runtime
-from sync.conflicts import ConflictReport, ConflictWriteError, examine, write_resolution
+from sync.conflicts import (
+    ConflictReport,
+    ConflictWriteError,
+    examine,
+    settle_resolved_elsewhere,
+    write_resolution,
+)
 from sync.conflicts import record as record_conflict
 from sync.couch import CouchError
 from sync.merge import MERGED_TYPES, JoinCache, apply_page
@@ -212,6 +218,9 @@ class ChangeFollower:
                     ):
                         key = f"conflict_{report.kind}"
                         counts[key] = counts.get(key, 0) + 1
+                superseded = await settle_resolved_elsewhere(session, rows)
+                if superseded:
+                    counts["conflict_superseded"] = counts.get("conflict_superseded", 0) + superseded
                 await self._advance(session, db, since, last_seq)
         except BaseException as exc:
             self.join_cache.clear()  # it holds this page's additions, now rolled back

@@ -192,3 +192,26 @@ async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
         conflict = (await session.exec(select(Conflict))).one()
     assert conflict.ancestor is None and conflict.status == "open"
     assert set(conflict.fields) == {"note", "severity"}
+
+
+async def test_conflict_settled_outside_is_closed(stack: Stack, tablet_factory: TabletFactory) -> None:
+    doc = hazard("vol1", doc_id="h-elsewhere", note="原始", photo=False)
+    first, second = await _two_tablets_with(stack, tablet_factory, doc)
+    await _edit(first, "h-elsewhere", note="甲")
+    await _edit(second, "h-elsewhere", note="乙")
+    await first.push()
+    await second.push()
+    assert (await stack.run_worker())["conflict_hard"] == 1
+    # someone deletes the losing branch straight in CouchDB
+    db = stack.settings.couch.grid_db("ZR01")
+    current = await stack.runtime.couch.get_doc(db, "h-elsewhere", params={"conflicts": "true"})
+    [loser] = current["_conflicts"]
+    await stack.runtime.couch.bulk_docs(db, [{"_id": "h-elsewhere", "_rev": loser, "_deleted": True}])
+    rest = {k: v for k, v in current.items() if k != "_conflicts"}
+    await stack.runtime.couch.bulk_docs(db, [{**rest, "note": current["note"] + "（核实）"}])
+    stats = await stack.run_worker()
+    assert stats["conflict_superseded"] == 1
+    async with stack.http("lead1") as client:
+        assert (await client.get("/api/conflicts", params={"status": "open"})).json()["count"] == 0
+        listed = (await client.get("/api/conflicts")).json()["data"]
+    assert [c["status"] for c in listed] == ["superseded"]

@@ -6,11 +6,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func
+from sqlmodel import select
+
 from field_schema.demo_data import make_png
+from server.db.models import Finding
 from tests.support.docs import hazard
+from tests.support.stack import Stack
 from tests.support.tablet import Tablet, TabletError
 
-__all__ = ["Attempts", "field_docs", "real_bytes", "sync_until_complete"]
+__all__ = ["Attempts", "field_docs", "findings_per_case", "real_bytes", "sync_until_complete"]
 
 PHOTO_SIDE_FOR_100KB = 183  # a noisy RGB PNG of 183 × 183 is about 100 KB
 
@@ -70,3 +75,10 @@ async def sync_until_complete(
         if result.get("ok") and not result.get("errors"):
             return attempts
     raise AssertionError(f"{op} never completed in {max_attempts} attempts: {attempts.runs[-3:]}")
+
+
+async def findings_per_case(stack: Stack) -> dict[str, int]:
+    """How many findings each case holds (every finding is in exactly one case)."""
+    async with stack.runtime.sessions() as session:
+        rows = (await session.exec(select(Finding.case_id, func.count()).group_by(Finding.case_id))).all()
+    return {str(case_id): int(count) for case_id, count in rows}

@@ -222,3 +222,14 @@ def test_point_on_a_shared_edge_stays_with_the_smaller_code_in_batches_too() -> 
     assert list(batch.micro_grids) == ["A-1", "A-1"]
     assert batch[0].status is AssignmentStatus.ASSIGNED
     assert batch[1].status is AssignmentStatus.AMBIGUOUS and batch[1].candidates == ("A", "B")
+
+
+def test_gcj02_inverse_on_arrays_matches_the_scalar_one() -> None:
+    from geo import gcj02_to_wgs84, gcj02_to_wgs84_many
+
+    points = [(121.38 + i * 0.0007, 31.23 + i * 0.0005) for i in range(200)] + [(2.35, 48.85)]
+    lon, lat = gcj02_to_wgs84_many([p[0] for p in points], [p[1] for p in points])
+    for x, y, point in zip(lon.tolist(), lat.tolist(), points, strict=True):
+        expected = gcj02_to_wgs84(*point)
+        assert abs(x - expected[0]) < 1e-11 and abs(y - expected[1]) < 1e-11
+    assert (lon[-1], lat[-1]) == (2.35, 48.85)  # outside China GCJ-02 is WGS-84

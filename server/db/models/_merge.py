@@ -52,6 +52,8 @@ class ConflictStatus:
     """A soft conflict merged automatically."""
     RESOLVED = "resolved"
     """A hard conflict resolved by a leader."""
+    SUPERSEDED = "superseded"
+    """Settled outside gridpatrol (the other branch deleted on a tablet or in CouchDB)."""
 
 
 class Conflict(SQLModel, table=True):
