@@ -11,8 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DocumentInvalid, validate_document
 from server.auth import Principal
 from server.cases import CaseReader
+from server.cases._lifecycle import refresh_open_deadline
 from server.db.models import (
     Case,
+    CaseDispatch,
     CaseEvent,
     CaseLink,
     CaseState,
@@ -69,6 +71,21 @@ class CaseMerger:
                 author=finding.author,
             )
         )
+
+    async def _move_open_dispatches(self, source: Case, target: Case) -> list[dict[str, object]]:
+        """Departments still working on the absorbed case now answer on the surviving one. Reported
+        dispatches stay on the absorbed case: they are its history and need nothing more."""
+        rows = await self.session.exec(
+            select(CaseDispatch)
+            .where(col(CaseDispatch.case_id) == source.id, col(CaseDispatch.reported_at).is_(None))
+            .order_by(col(CaseDispatch.id))
+        )
+        moved: list[dict[str, object]] = []
+        for dispatch in rows.all():
+            dispatch.case_id = target.id
+            self.session.add(dispatch)
+            moved.append({"dispatch": dispatch.id, "department": dispatch.department_code})
+        return moved
 
     async def split(self, case_id: str, doc_ids: Sequence[str], reason: str) -> MergeResultPublic:
         case = await self.reader.get(case_id)
@@ -154,6 +171,7 @@ class CaseMerger:
         for finding in moving:
             self._move(finding, case, "merged")
         moved = [f.doc_id for f in moving]
+        dispatches = await self._move_open_dispatches(other, case)
         actor = self.principal.username
         now = utc_now()
         self.session.add(
@@ -162,7 +180,12 @@ class CaseMerger:
                 actor=actor,
                 action="merged_from",
                 reason=reason or "网格长合并案件 / merged by the grid leader",
-                details={"findings": moved, "from_case": other.id, "from_case_no": other.case_no},
+                details={
+                    "findings": moved,
+                    "dispatches": dispatches,
+                    "from_case": other.id,
+                    "from_case_no": other.case_no,
+                },
             )
         )
         self.session.add(
@@ -173,13 +196,21 @@ class CaseMerger:
                 from_state=str(other.state),
                 to_state=str(CaseState.CLOSED),
                 reason=reason or "网格长合并案件 / merged by the grid leader",
-                details={"findings": moved, "into_case": case.id, "into_case_no": case.case_no},
+                details={
+                    "findings": moved,
+                    "dispatches": dispatches,
+                    "into_case": case.id,
+                    "into_case_no": case.case_no,
+                },
             )
         )
         other.state = CaseState.CLOSED
         other.updated_at = now
         case.updated_at = now
         self.session.add_all([case, other])
+        await self.session.flush()
+        for case_with_dispatches in sorted((case.id, other.id)):
+            await refresh_open_deadline(self.session, case_with_dispatches)
         await self.session.commit()
         return MergeResultPublic(
             case_id=case.id,

@@ -1,11 +1,15 @@
 """A grid leader splits what the worker joined, or merges two cases, by hand."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import col, select
 
-from server.db.models import Case, CaseEvent, CaseLink, Finding
+from server.cases._lifecycle import refresh_open_deadline
+from server.db.models import Case, CaseDispatch, CaseEvent, CaseLink, Finding
+from tests.support.cases import add_case
 from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.stack import Stack
 
@@ -105,3 +109,45 @@ async def test_merge_refuses_other_grids(stack: Stack) -> None:
     async with stack.http("root") as client:
         response = await client.post(f"/api/cases/{where['g-1']}/merge", json={"other_case_id": where["g-2"]})
         assert response.status_code == 400
+
+
+async def test_merge_moves_open_dispatches_and_deadline(stack: Stack) -> None:
+    survivor = (await add_case(stack.runtime.sessions, finding_doc="d-a", source_db="grid-zr01")).id
+    absorbed = (await add_case(stack.runtime.sessions, finding_doc="d-b", source_db="grid-zr01")).id
+    async with stack.http("lead1") as lead:
+        dispatched = await lead.post(
+            f"/api/cases/{absorbed}/dispatches", json={"departments": ["police", "fire"], "reason": "派单"}
+        )
+        assert dispatched.status_code == 201, dispatched.text
+    police, fire = (d["id"] for d in dispatched.json()["dispatches"])
+    async with stack.http("root") as admin:
+        reported = await admin.post(
+            f"/api/cases/{absorbed}/dispatches/{fire}/report", json={"report": "已查"}
+        )
+        assert reported.status_code == 200, reported.text
+    async with stack.runtime.sessions() as session:  # the police station misses its deadline
+        await session.exec(
+            update(CaseDispatch)
+            .where(col(CaseDispatch.id) == police)
+            .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+        await refresh_open_deadline(session, absorbed)
+        await session.commit()
+    async with stack.http("lead1") as lead:
+        overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
+        assert [c["id"] for c in overdue["data"]] == [absorbed]
+        merged = await lead.post(f"/api/cases/{survivor}/merge", json={"other_case_id": absorbed})
+        assert merged.status_code == 200, merged.text
+        overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
+        assert [c["id"] for c in overdue["data"]] == [survivor]
+        detail = (await lead.get(f"/api/cases/{survivor}")).json()
+        old = (await lead.get(f"/api/cases/{absorbed}")).json()
+    assert [(d["id"], d["department_code"], d["overdue"]) for d in detail["dispatches"]] == [
+        (police, "police", True)
+    ]
+    assert [d["id"] for d in old["dispatches"]] == [fire]  # the reported one stays as history
+    merged_from = [e for e in detail["events"] if e["action"] == "merged_from"]
+    assert merged_from[0]["details"]["dispatches"] == [{"dispatch": police, "department": "police"}]
+    async with stack.runtime.sessions() as session:
+        old_case = await session.get(Case, absorbed)
+    assert old_case is not None and old_case.open_deadline_at is None
