@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DocumentInvalid, validate_document
 from server.auth import Principal
 from server.cases import CaseReader
-from server.cases._lifecycle import refresh_open_deadline
+from server.cases._lifecycle import compare_and_set, refresh_open_deadline
 from server.db.models import (
     Case,
     CaseDispatch,
@@ -102,6 +102,7 @@ class CaseMerger:
             raise _bad_request("拆分后原案件不能为空", "a split must leave at least one finding in the case")
         first = moving[0]
         now = utc_now()
+        await compare_and_set(self.session, case, None, updated_at=now)  # 409 if someone acted first
         [number] = await allocate_case_numbers(
             self.session, case.grid_code, 1, zone=self.runtime.settings.timezone, now=now
         )
@@ -147,8 +148,6 @@ class CaseMerger:
                 details={"findings": moved, "from_case": case.id, "from_case_no": case.case_no},
             )
         )
-        case.updated_at = now
-        self.session.add(case)
         await self.session.commit()
         return MergeResultPublic(
             case_id=new_case.id,
@@ -167,13 +166,19 @@ class CaseMerger:
             raise _bad_request("只能合并同一网格的案件", "only cases of the same grid can be merged")
         if CaseState.CLOSED in (CaseState(case.state), CaseState(other.state)):
             raise _conflict_error("已办结的案件不能合并", "closed cases cannot be merged")
+        other_state = str(other.state)
+        now = utc_now()
+        # Both rows compare-and-set in id order (no deadlock between two opposite merges): a
+        # transition still holding the version read before the merge gets 409.
+        closing: dict[str, dict[str, object]] = {case.id: {}, other.id: {"state": CaseState.CLOSED}}
+        for row in sorted((case, other), key=lambda c: c.id):
+            await compare_and_set(self.session, row, None, updated_at=now, **closing[row.id])
         moving = await self._findings(other.id)
         for finding in moving:
             self._move(finding, case, "merged")
         moved = [f.doc_id for f in moving]
         dispatches = await self._move_open_dispatches(other, case)
         actor = self.principal.username
-        now = utc_now()
         self.session.add(
             CaseEvent(
                 case_id=case.id,
@@ -193,7 +198,7 @@ class CaseMerger:
                 case_id=other.id,
                 actor=actor,
                 action="merged_into",
-                from_state=str(other.state),
+                from_state=other_state,
                 to_state=str(CaseState.CLOSED),
                 reason=reason or "网格长合并案件 / merged by the grid leader",
                 details={
@@ -204,10 +209,6 @@ class CaseMerger:
                 },
             )
         )
-        other.state = CaseState.CLOSED
-        other.updated_at = now
-        case.updated_at = now
-        self.session.add_all([case, other])
         await self.session.flush()
         for case_with_dispatches in sorted((case.id, other.id)):
             await refresh_open_deadline(self.session, case_with_dispatches)

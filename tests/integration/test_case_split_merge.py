@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from server.cases._lifecycle import refresh_open_deadline
 from server.db.models import Case, CaseDispatch, CaseEvent, CaseLink, Finding
-from tests.support.cases import add_case
+from tests.support.cases import add_case, finding_row
 from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.stack import Stack
 
@@ -151,3 +151,37 @@ async def test_merge_moves_open_dispatches_and_deadline(stack: Stack) -> None:
     async with stack.runtime.sessions() as session:
         old_case = await session.get(Case, absorbed)
     assert old_case is not None and old_case.open_deadline_at is None
+
+
+async def test_split_and_merge_bump_the_case_version(stack: Stack) -> None:
+    survivor = await add_case(stack.runtime.sessions, finding_doc="v-a", source_db="grid-zr01")
+    absorbed = await add_case(stack.runtime.sessions, finding_doc="v-b", source_db="grid-zr01")
+    async with stack.runtime.sessions() as session:
+        session.add(finding_row(survivor, doc_id="v-a2", source_db="grid-zr01"))
+        await session.commit()
+    async with stack.http("lead1") as lead:
+        seen = (await lead.get(f"/api/cases/{survivor.id}")).json()["version"]
+        split = await lead.post(f"/api/cases/{survivor.id}/split", json={"findings": ["v-a2"]})
+        assert split.status_code == 201, split.text
+        stale = await lead.post(
+            f"/api/cases/{survivor.id}/transitions",
+            json={"to": "coordinating", "reason": "协调", "expected_version": seen},
+        )
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["error"] == "case_changed"
+        seen = (await lead.get(f"/api/cases/{survivor.id}")).json()["version"]
+        seen_absorbed = (await lead.get(f"/api/cases/{absorbed.id}")).json()["version"]
+        merged = await lead.post(f"/api/cases/{survivor.id}/merge", json={"other_case_id": absorbed.id})
+        assert merged.status_code == 200, merged.text
+        stale = await lead.post(
+            f"/api/cases/{survivor.id}/transitions",
+            json={"to": "coordinating", "reason": "协调", "expected_version": seen},
+        )
+        assert stale.status_code == 409, stale.text
+        absorbed_now = (await lead.get(f"/api/cases/{absorbed.id}")).json()
+        assert absorbed_now["version"] == seen_absorbed + 1 and absorbed_now["state"] == "closed"
+        fresh = await lead.post(
+            f"/api/cases/{survivor.id}/transitions",
+            json={"to": "coordinating", "reason": "协调", "expected_version": seen + 1},
+        )
+        assert fresh.status_code == 201, fresh.text
