@@ -24,6 +24,7 @@ from server.db.models import (
     utc_now,
 )
 from server.errors import ApiError
+from server.localtime import to_local
 from server.merging._schemas import ConflictPublic, ConflictResolveInput, ConflictsPublic, MergeResultPublic
 from server.runtime import Runtime
 from sync.case_numbers import allocate_case_numbers
@@ -262,9 +263,10 @@ class ConflictDesk:
             )
         return conflict
 
-    @staticmethod
-    def public(conflict: Conflict) -> ConflictPublic:
+    def public(self, conflict: Conflict) -> ConflictPublic:
+        """Times as people read them (local, with offset), like every other case time."""
         assert conflict.id is not None
+        zone = self.runtime.settings.timezone
         return ConflictPublic(
             id=conflict.id,
             doc_id=conflict.doc_id,
@@ -279,8 +281,8 @@ class ConflictDesk:
             branches=list(conflict.branches),
             result_rev=conflict.result_rev,
             resolved_by=conflict.resolved_by,
-            resolved_at=conflict.resolved_at,
-            created_at=conflict.created_at,
+            resolved_at=to_local(conflict.resolved_at, zone) if conflict.resolved_at is not None else None,
+            created_at=to_local(conflict.created_at, zone),
         )
 
     async def resolve(self, conflict_id: int, choice: ConflictResolveInput) -> ConflictPublic:
