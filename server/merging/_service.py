@@ -165,6 +165,11 @@ class CaseMerger:
             raise _bad_request("不能与自身合并", "a case cannot absorb itself")
         if other.grid_code != case.grid_code:
             raise _bad_request("只能合并同一网格的案件", "only cases of the same grid can be merged")
+        if case.grid_code is None and other.intake_grid != case.intake_grid:
+            raise _bad_request(
+                "只能合并同一接收网格的未分配案件",
+                "unassigned cases can only be merged within one intake grid",
+            )
         if CaseState.CLOSED in (CaseState(case.state), CaseState(other.state)):
             raise _conflict_error("已办结的案件不能合并", "closed cases cannot be merged")
         other_state = str(other.state)

@@ -185,3 +185,21 @@ async def test_split_and_merge_bump_the_case_version(stack: Stack) -> None:
             json={"to": "coordinating", "reason": "协调", "expected_version": seen + 1},
         )
         assert fresh.status_code == 201, fresh.text
+
+
+async def test_merge_refuses_unassigned_cases_of_other_intake_grids(stack: Stack) -> None:
+    first = await add_case(stack.runtime.sessions, grid=None, finding_doc="u-1", source_db="grid-zr01")
+    second = await add_case(stack.runtime.sessions, grid=None, finding_doc="u-2", source_db="grid-zr02")
+    same = await add_case(stack.runtime.sessions, grid=None, finding_doc="u-3", source_db="grid-zr01")
+    async with stack.runtime.sessions() as session:
+        for case, intake in ((first, "ZR01"), (second, "ZR02"), (same, "ZR01")):
+            await session.exec(update(Case).where(col(Case.id) == case.id).values(intake_grid=intake))
+        await session.commit()
+    async with stack.http("root") as admin:
+        refused = await admin.post(f"/api/cases/{first.id}/merge", json={"other_case_id": second.id})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "bad_request"
+        assert "接收网格" in refused.text and "intake grid" in refused.text
+        allowed = await admin.post(f"/api/cases/{first.id}/merge", json={"other_case_id": same.id})
+        assert allowed.status_code == 200, allowed.text
+    assert (await placed(stack))["u-2"] == second.id
