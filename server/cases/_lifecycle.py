@@ -314,6 +314,9 @@ class CaseActions:
             values |= {"acknowledged_by": self.principal.username, "acknowledged_at": now}
         await self._advance(row, {DispatchState.DISPATCHED, DispatchState.ACKNOWLEDGED}, values)
         await refresh_open_deadline(self.session, case_id)
+        # The case row changed (its open deadline): readers of ``updated_at`` must see it. No version
+        # bump: a department's answer must not make the leader's next step a 409.
+        await self.session.exec(update(Case).where(col(Case.id) == case_id).values(updated_at=now))
         late = now > as_utc(row.deadline_at)
         self._event(
             case_id,
