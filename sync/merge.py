@@ -41,6 +41,7 @@ from server.db.models import (
     utc_now,
 )
 from sync.case_numbers import allocate_case_numbers
+from sync.case_view import refresh_case_view
 
 __all__ = [
     "MERGED_TYPES",
@@ -813,7 +814,7 @@ async def _update(
         if case is not None:
             case.summary = fields["note"][:500] or case.summary
             case.updated_at = now
-            session.add(case)
+            await refresh_case_view(session, case)
             session.add(
                 CaseEvent(
                     case_id=case.id,
@@ -833,7 +834,10 @@ async def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: date
     finding.status_version += 1
     session.add(finding)
     if finding.case_id is not None:
-        await _touch_cases(session, [finding.case_id], now)  # other workers' join caches look here
+        case = await session.get(Case, finding.case_id)
+        if case is not None:
+            case.updated_at = now  # other workers' join caches look here
+            await refresh_case_view(session, case)
         session.add(
             CaseEvent(
                 case_id=finding.case_id,
