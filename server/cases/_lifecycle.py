@@ -41,7 +41,7 @@ from server.db.models import (
 from server.errors import ApiError
 from server.runtime import Runtime
 
-__all__ = ["CaseActions", "refresh_open_deadline"]
+__all__ = ["CaseActions", "compare_and_set", "refresh_open_deadline"]
 
 DEFAULT_WORKING_DAYS = 5
 """Shanghai 12345's deadline for help requests and complaints, when the concern names none."""
@@ -81,6 +81,21 @@ async def refresh_open_deadline(session: AsyncSession, case_id: str) -> None:
     await session.exec(update(Case).where(col(Case.id) == case_id).values(open_deadline_at=earliest))
 
 
+async def compare_and_set(session: AsyncSession, case: Case, expected: int | None, **values: Any) -> None:
+    """Bump ``case.version`` (and write ``values``) only if nobody moved the case since it was read;
+    409 (after a rollback) otherwise. The update holds the row until the transaction ends."""
+    if expected is not None and expected != case.version:
+        raise _changed()
+    result = await session.exec(
+        update(Case)
+        .where(col(Case.id) == case.id, col(Case.version) == case.version)
+        .values(version=case.version + 1, **values)
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        raise _changed()
+
+
 class CaseActions:
     def __init__(self, runtime: Runtime, session: AsyncSession, principal: Principal) -> None:
         self.access = CaseAccess(session, principal)
@@ -108,17 +123,10 @@ class CaseActions:
         self, case: Case, expected: int | None, new_state: CaseState | None, now: datetime
     ) -> None:
         """Compare-and-set the case version (and state); 409 when someone else moved it first."""
-        if expected is not None and expected != case.version:
-            raise _changed()
-        values: dict[str, Any] = {"version": case.version + 1, "updated_at": now}
+        values: dict[str, Any] = {"updated_at": now}
         if new_state is not None:
             values["state"] = new_state
-        result = await self.session.exec(
-            update(Case).where(col(Case.id) == case.id, col(Case.version) == case.version).values(**values)
-        )
-        if result.rowcount != 1:
-            await self.session.rollback()
-            raise _changed()
+        await compare_and_set(self.session, case, expected, **values)
         if new_state is not None:
             await self.session.exec(
                 update(Finding)
@@ -306,6 +314,9 @@ class CaseActions:
             values |= {"acknowledged_by": self.principal.username, "acknowledged_at": now}
         await self._advance(row, {DispatchState.DISPATCHED, DispatchState.ACKNOWLEDGED}, values)
         await refresh_open_deadline(self.session, case_id)
+        # The case row changed (its open deadline): readers of ``updated_at`` must see it. No version
+        # bump: a department's answer must not make the leader's next step a 409.
+        await self.session.exec(update(Case).where(col(Case.id) == case_id).values(updated_at=now))
         late = now > as_utc(row.deadline_at)
         self._event(
             case_id,

@@ -11,8 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DocumentInvalid, validate_document
 from server.auth import Principal
 from server.cases import CaseReader
+from server.cases._lifecycle import compare_and_set, refresh_open_deadline
 from server.db.models import (
     Case,
+    CaseDispatch,
     CaseEvent,
     CaseLink,
     CaseState,
@@ -22,6 +24,7 @@ from server.db.models import (
     utc_now,
 )
 from server.errors import ApiError
+from server.localtime import to_local
 from server.merging._schemas import ConflictPublic, ConflictResolveInput, ConflictsPublic, MergeResultPublic
 from server.runtime import Runtime
 from sync.case_numbers import allocate_case_numbers
@@ -70,6 +73,21 @@ class CaseMerger:
             )
         )
 
+    async def _move_open_dispatches(self, source: Case, target: Case) -> list[dict[str, object]]:
+        """Departments still working on the absorbed case now answer on the surviving one. Reported
+        dispatches stay on the absorbed case: they are its history and need nothing more."""
+        rows = await self.session.exec(
+            select(CaseDispatch)
+            .where(col(CaseDispatch.case_id) == source.id, col(CaseDispatch.reported_at).is_(None))
+            .order_by(col(CaseDispatch.id))
+        )
+        moved: list[dict[str, object]] = []
+        for dispatch in rows.all():
+            dispatch.case_id = target.id
+            self.session.add(dispatch)
+            moved.append({"dispatch": dispatch.id, "department": dispatch.department_code})
+        return moved
+
     async def split(self, case_id: str, doc_ids: Sequence[str], reason: str) -> MergeResultPublic:
         case = await self.reader.get(case_id)
         findings = await self._findings(case.id)
@@ -85,6 +103,7 @@ class CaseMerger:
             raise _bad_request("拆分后原案件不能为空", "a split must leave at least one finding in the case")
         first = moving[0]
         now = utc_now()
+        await compare_and_set(self.session, case, None, updated_at=now)  # 409 if someone acted first
         [number] = await allocate_case_numbers(
             self.session, case.grid_code, 1, zone=self.runtime.settings.timezone, now=now
         )
@@ -130,8 +149,6 @@ class CaseMerger:
                 details={"findings": moved, "from_case": case.id, "from_case_no": case.case_no},
             )
         )
-        case.updated_at = now
-        self.session.add(case)
         await self.session.commit()
         return MergeResultPublic(
             case_id=new_case.id,
@@ -148,21 +165,38 @@ class CaseMerger:
             raise _bad_request("不能与自身合并", "a case cannot absorb itself")
         if other.grid_code != case.grid_code:
             raise _bad_request("只能合并同一网格的案件", "only cases of the same grid can be merged")
+        if case.grid_code is None and other.intake_grid != case.intake_grid:
+            raise _bad_request(
+                "只能合并同一接收网格的未分配案件",
+                "unassigned cases can only be merged within one intake grid",
+            )
         if CaseState.CLOSED in (CaseState(case.state), CaseState(other.state)):
             raise _conflict_error("已办结的案件不能合并", "closed cases cannot be merged")
+        other_state = str(other.state)
+        now = utc_now()
+        # Both rows compare-and-set in id order (no deadlock between two opposite merges): a
+        # transition still holding the version read before the merge gets 409.
+        closing: dict[str, dict[str, object]] = {case.id: {}, other.id: {"state": CaseState.CLOSED}}
+        for row in sorted((case, other), key=lambda c: c.id):
+            await compare_and_set(self.session, row, None, updated_at=now, **closing[row.id])
         moving = await self._findings(other.id)
         for finding in moving:
             self._move(finding, case, "merged")
         moved = [f.doc_id for f in moving]
+        dispatches = await self._move_open_dispatches(other, case)
         actor = self.principal.username
-        now = utc_now()
         self.session.add(
             CaseEvent(
                 case_id=case.id,
                 actor=actor,
                 action="merged_from",
                 reason=reason or "网格长合并案件 / merged by the grid leader",
-                details={"findings": moved, "from_case": other.id, "from_case_no": other.case_no},
+                details={
+                    "findings": moved,
+                    "dispatches": dispatches,
+                    "from_case": other.id,
+                    "from_case_no": other.case_no,
+                },
             )
         )
         self.session.add(
@@ -170,16 +204,20 @@ class CaseMerger:
                 case_id=other.id,
                 actor=actor,
                 action="merged_into",
-                from_state=str(other.state),
+                from_state=other_state,
                 to_state=str(CaseState.CLOSED),
                 reason=reason or "网格长合并案件 / merged by the grid leader",
-                details={"findings": moved, "into_case": case.id, "into_case_no": case.case_no},
+                details={
+                    "findings": moved,
+                    "dispatches": dispatches,
+                    "into_case": case.id,
+                    "into_case_no": case.case_no,
+                },
             )
         )
-        other.state = CaseState.CLOSED
-        other.updated_at = now
-        case.updated_at = now
-        self.session.add_all([case, other])
+        await self.session.flush()
+        for case_with_dispatches in sorted((case.id, other.id)):
+            await refresh_open_deadline(self.session, case_with_dispatches)
         await self.session.commit()
         return MergeResultPublic(
             case_id=case.id,
@@ -230,9 +268,10 @@ class ConflictDesk:
             )
         return conflict
 
-    @staticmethod
-    def public(conflict: Conflict) -> ConflictPublic:
+    def public(self, conflict: Conflict) -> ConflictPublic:
+        """Times as people read them (local, with offset), like every other case time."""
         assert conflict.id is not None
+        zone = self.runtime.settings.timezone
         return ConflictPublic(
             id=conflict.id,
             doc_id=conflict.doc_id,
@@ -247,8 +286,8 @@ class ConflictDesk:
             branches=list(conflict.branches),
             result_rev=conflict.result_rev,
             resolved_by=conflict.resolved_by,
-            resolved_at=conflict.resolved_at,
-            created_at=conflict.created_at,
+            resolved_at=to_local(conflict.resolved_at, zone) if conflict.resolved_at is not None else None,
+            created_at=to_local(conflict.created_at, zone),
         )
 
     async def resolve(self, conflict_id: int, choice: ConflictResolveInput) -> ConflictPublic:

@@ -1,11 +1,15 @@
 """A grid leader splits what the worker joined, or merges two cases, by hand."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import col, select
 
-from server.db.models import Case, CaseEvent, CaseLink, Finding
+from server.cases._lifecycle import refresh_open_deadline
+from server.db.models import Case, CaseDispatch, CaseEvent, CaseLink, Finding
+from tests.support.cases import add_case, finding_row
 from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.stack import Stack
 
@@ -105,3 +109,97 @@ async def test_merge_refuses_other_grids(stack: Stack) -> None:
     async with stack.http("root") as client:
         response = await client.post(f"/api/cases/{where['g-1']}/merge", json={"other_case_id": where["g-2"]})
         assert response.status_code == 400
+
+
+async def test_merge_moves_open_dispatches_and_deadline(stack: Stack) -> None:
+    survivor = (await add_case(stack.runtime.sessions, finding_doc="d-a", source_db="grid-zr01")).id
+    absorbed = (await add_case(stack.runtime.sessions, finding_doc="d-b", source_db="grid-zr01")).id
+    async with stack.http("lead1") as lead:
+        dispatched = await lead.post(
+            f"/api/cases/{absorbed}/dispatches", json={"departments": ["police", "fire"], "reason": "派单"}
+        )
+        assert dispatched.status_code == 201, dispatched.text
+    police, fire = (d["id"] for d in dispatched.json()["dispatches"])
+    async with stack.http("root") as admin:
+        reported = await admin.post(
+            f"/api/cases/{absorbed}/dispatches/{fire}/report", json={"report": "已查"}
+        )
+        assert reported.status_code == 200, reported.text
+    async with stack.runtime.sessions() as session:  # the police station misses its deadline
+        await session.exec(
+            update(CaseDispatch)
+            .where(col(CaseDispatch.id) == police)
+            .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+        await refresh_open_deadline(session, absorbed)
+        await session.commit()
+    async with stack.http("lead1") as lead:
+        overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
+        assert [c["id"] for c in overdue["data"]] == [absorbed]
+        merged = await lead.post(f"/api/cases/{survivor}/merge", json={"other_case_id": absorbed})
+        assert merged.status_code == 200, merged.text
+        overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
+        assert [c["id"] for c in overdue["data"]] == [survivor]
+        detail = (await lead.get(f"/api/cases/{survivor}")).json()
+        old = (await lead.get(f"/api/cases/{absorbed}")).json()
+    assert [(d["id"], d["department_code"], d["overdue"]) for d in detail["dispatches"]] == [
+        (police, "police", True)
+    ]
+    assert [d["id"] for d in old["dispatches"]] == [fire]  # the reported one stays as history
+    merged_from = [e for e in detail["events"] if e["action"] == "merged_from"]
+    assert merged_from[0]["details"]["dispatches"] == [{"dispatch": police, "department": "police"}]
+    async with stack.runtime.sessions() as session:
+        old_case = await session.get(Case, absorbed)
+    assert old_case is not None and old_case.open_deadline_at is None
+
+
+async def test_split_and_merge_bump_the_case_version(stack: Stack) -> None:
+    survivor = await add_case(stack.runtime.sessions, finding_doc="v-a", source_db="grid-zr01")
+    absorbed = await add_case(stack.runtime.sessions, finding_doc="v-b", source_db="grid-zr01")
+    async with stack.runtime.sessions() as session:
+        session.add(finding_row(survivor, doc_id="v-a2", source_db="grid-zr01"))
+        await session.commit()
+    async with stack.http("lead1") as lead:
+        seen = (await lead.get(f"/api/cases/{survivor.id}")).json()["version"]
+        split = await lead.post(f"/api/cases/{survivor.id}/split", json={"findings": ["v-a2"]})
+        assert split.status_code == 201, split.text
+        stale = await lead.post(
+            f"/api/cases/{survivor.id}/transitions",
+            json={"to": "coordinating", "reason": "协调", "expected_version": seen},
+        )
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["error"] == "case_changed"
+        seen = (await lead.get(f"/api/cases/{survivor.id}")).json()["version"]
+        seen_absorbed = (await lead.get(f"/api/cases/{absorbed.id}")).json()["version"]
+        merged = await lead.post(f"/api/cases/{survivor.id}/merge", json={"other_case_id": absorbed.id})
+        assert merged.status_code == 200, merged.text
+        stale = await lead.post(
+            f"/api/cases/{survivor.id}/transitions",
+            json={"to": "coordinating", "reason": "协调", "expected_version": seen},
+        )
+        assert stale.status_code == 409, stale.text
+        absorbed_now = (await lead.get(f"/api/cases/{absorbed.id}")).json()
+        assert absorbed_now["version"] == seen_absorbed + 1 and absorbed_now["state"] == "closed"
+        fresh = await lead.post(
+            f"/api/cases/{survivor.id}/transitions",
+            json={"to": "coordinating", "reason": "协调", "expected_version": seen + 1},
+        )
+        assert fresh.status_code == 201, fresh.text
+
+
+async def test_merge_refuses_unassigned_cases_of_other_intake_grids(stack: Stack) -> None:
+    first = await add_case(stack.runtime.sessions, grid=None, finding_doc="u-1", source_db="grid-zr01")
+    second = await add_case(stack.runtime.sessions, grid=None, finding_doc="u-2", source_db="grid-zr02")
+    same = await add_case(stack.runtime.sessions, grid=None, finding_doc="u-3", source_db="grid-zr01")
+    async with stack.runtime.sessions() as session:
+        for case, intake in ((first, "ZR01"), (second, "ZR02"), (same, "ZR01")):
+            await session.exec(update(Case).where(col(Case.id) == case.id).values(intake_grid=intake))
+        await session.commit()
+    async with stack.http("root") as admin:
+        refused = await admin.post(f"/api/cases/{first.id}/merge", json={"other_case_id": second.id})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "bad_request"
+        assert "接收网格" in refused.text and "intake grid" in refused.text
+        allowed = await admin.post(f"/api/cases/{first.id}/merge", json={"other_case_id": same.id})
+        assert allowed.status_code == 200, allowed.text
+    assert (await placed(stack))["u-2"] == second.id

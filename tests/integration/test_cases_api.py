@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from server.cases._lifecycle import refresh_open_deadline
-from server.db.models import CaseDispatch, CaseState, Finding, Refusal
+from server.db.models import Case, CaseDispatch, CaseState, Finding, Refusal, as_utc
 from sync.writeback import publish_statuses, status_doc_id
 from tests.support.cases import add_case
 from tests.support.stack import Stack
@@ -456,3 +456,59 @@ async def test_read_only_roles_cannot_split_or_merge(stack: Stack) -> None:
     async with stack.http("root") as admin:
         detail = (await admin.get(f"/api/cases/{case_id}")).json()
     assert [f["doc_id"] for f in detail["findings"]] == ["hazard-split-a"]
+
+
+async def test_every_case_change_moves_updated_at(stack: Stack) -> None:
+    """The worker's join cache refreshes candidates from ``cases.updated_at``."""
+    await _department_user(stack, "police1", "police")
+    case_id = await _case(stack, doc="hazard-touched")
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+
+    async def age() -> None:
+        async with stack.runtime.sessions() as session:
+            await session.exec(update(Case).where(col(Case.id) == case_id).values(updated_at=long_ago))
+            await session.commit()
+
+    async def touched() -> bool:
+        async with stack.runtime.sessions() as session:
+            case = await session.get(Case, case_id)
+        assert case is not None
+        return datetime.now(UTC) - as_utc(case.updated_at) < timedelta(minutes=5)
+
+    await age()
+    async with stack.http("lead1") as lead:
+        assert (await _step(lead, case_id, "resolving", expected_version=0)).status_code == 201
+    assert await touched()
+    await age()
+    async with stack.http("lead1") as lead:
+        dispatched = await lead.post(
+            f"/api/cases/{case_id}/dispatches", json={"departments": ["police"], "reason": "派单处理"}
+        )
+        assert dispatched.status_code == 201, dispatched.text
+    assert await touched()
+    await age()
+    dispatch_id = dispatched.json()["dispatches"][0]["id"]
+    async with stack.http() as client:
+        report = await client.post(
+            f"/api/cases/{case_id}/dispatches/{dispatch_id}/report",
+            json={"report": "已处理"},
+            auth=("police1", "police1-password"),
+        )
+        assert report.status_code == 200, report.text
+    assert await touched()
+    await age()
+    async with stack.http("lead1") as lead:
+        assert (await _step(lead, case_id, "follow_up", expected_version=2)).status_code == 201
+        await age()
+        follow_up = await lead.post(
+            f"/api/cases/{case_id}/follow-ups",
+            json={
+                "method": "phone",
+                "satisfaction": "dissatisfied",
+                "resident_comment": "没修好",
+                "reopen": True,
+            },
+        )
+        assert follow_up.status_code == 201, follow_up.text
+        assert follow_up.json()["state"] == "resolving"
+    assert await touched()

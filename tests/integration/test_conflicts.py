@@ -3,6 +3,7 @@ it when different fields changed (soft), keeps it for the grid leader when the s
 (hard), and the leader's resolution is written back so that both tablets converge."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -104,6 +105,7 @@ async def test_hard_conflict_waits_for_the_leader_whose_choice_tablets_converge_
         assert listed["count"] == 1
         conflict = listed["data"][0]
         assert conflict["kind"] == "hard" and conflict["fields"] == ["note"]
+        assert conflict["created_at"].endswith("+08:00") and conflict["resolved_at"] is None
         notes = {b["body"]["note"]: b["rev"] for b in conflict["branches"]}
         assert set(notes) == {"三楼飞线，已劝离", "四楼飞线"}
         assert conflict["ancestor"]["note"] == "三楼飞线"
@@ -130,6 +132,11 @@ async def test_hard_conflict_waits_for_the_leader_whose_choice_tablets_converge_
         )
         assert resolved.status_code == 200, resolved.text
         assert resolved.json()["status"] == "resolved"
+        settled = resolved.json()
+        assert settled["created_at"] == conflict["created_at"]
+        assert settled["resolved_at"].endswith("+08:00")  # shown in Shanghai time, stored in UTC
+        lag = datetime.now(UTC) - datetime.fromisoformat(settled["resolved_at"])
+        assert timedelta(0) <= lag < timedelta(minutes=5)
         again = await client.post(
             f"/api/conflicts/{conflict['id']}/resolve", json={"choose": notes["四楼飞线"]}
         )

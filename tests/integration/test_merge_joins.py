@@ -221,3 +221,35 @@ async def test_a_long_running_worker_sees_what_others_changed(stack: Stack) -> N
     after = await cases_by_finding(stack)
     assert after["w-1b"] not in {placed["w-1"], placed["w-2"], placed["w-3"]}  # closed: a new case
     assert after["w-2b"] == placed["w-3"]  # joins where w-2 lives now
+
+
+async def test_revised_and_withdrawn_findings_recompute_case_severity_and_location(stack: Stack) -> None:
+    [first] = await write(stack, hazard("vol1", doc_id="v-a", point=near(0), photo=False, severity="low"))
+    await stack.run_worker()
+    await write(stack, hazard("vol1b", doc_id="v-b", point=near(10), photo=False, severity="medium"))
+    assert (await stack.run_worker())["joined"] == 1
+    case_id = (await cases_by_finding(stack))["v-a"]
+
+    async def shown() -> tuple[str, float, float]:
+        async with stack.runtime.sessions() as session:
+            case = await session.get(Case, case_id)
+        assert case is not None
+        return case.severity, case.lat, case.lon
+
+    severity, lat, lon = await shown()
+    assert severity == "low" and lat == pytest.approx(near(0)[1], abs=1e-5)  # as created
+
+    # The first finding is revised: urgent now, and 15 m further north.
+    revised = hazard("vol1", doc_id="v-a", point=near(15), photo=False, severity="urgent")
+    [second] = await write(stack, {**revised, "_rev": first["rev"]})
+    assert (await stack.run_worker())["updated"] == 1
+    severity, lat, lon = await shown()
+    assert severity == "urgent"
+    assert (lon, lat) == (pytest.approx(near(15)[0], abs=1e-5), pytest.approx(near(15)[1], abs=1e-5))
+
+    # Withdrawn: the case shows the remaining finding.
+    await write(stack, {"_id": "v-a", "_rev": second["rev"], "_deleted": True})
+    assert (await stack.run_worker())["deleted"] == 1
+    severity, lat, lon = await shown()
+    assert severity == "medium"
+    assert lat == pytest.approx(near(10)[1], abs=1e-5)

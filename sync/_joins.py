@@ -1,0 +1,254 @@
+"""Join candidates for the merge engine: live findings of open cases bucketed on a local plane
+(``_JoinIndex``), kept by one worker between pages and refreshed from ``cases.updated_at``
+(``JoinCache``). The rules themselves are described in ``sync.merge``."""
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from field_schema import Taxonomy
+from server.db.models import Case, CaseState, Finding, as_utc
+
+__all__ = ["JoinCache", "JoinEvidence", "distance_m"]
+
+_METRES_PER_DEG_LAT = 110_574.0
+_METRES_PER_DEG_LON_EQUATOR = 111_320.0
+
+
+@dataclass(frozen=True)
+class JoinEvidence:
+    matched_finding: str
+    matched_author: str
+    case_id: str
+    distance_m: float
+    gap_s: float
+    radius_m: float
+    window_h: float
+
+
+@dataclass
+class _Member:
+    """A live finding of an open case, as a join target."""
+
+    finding_id: str
+    case_id: str
+    author: str
+    lat: float
+    lon: float
+    received_at: datetime
+
+
+@dataclass
+class _JoinIndex:
+    """Open-case findings bucketed by (grid, concern, cell of the concern's radius), on a local
+    plane (metres east/north of ``lat0``: exact to well under 0.1 % across a district)."""
+
+    radius: dict[str, float]
+    window: dict[str, float]
+    lat0: float = 0.0
+    cells: dict[tuple[str, str, int, int], list[tuple[float, float, float, _Member]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    by_case: dict[str, list[tuple[tuple[str, str, int, int], tuple[float, float, float, _Member]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def __post_init__(self) -> None:
+        self._x_scale = _METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.lat0))
+
+    def _xy(self, lat: float, lon: float) -> tuple[float, float]:
+        return lon * self._x_scale, lat * _METRES_PER_DEG_LAT
+
+    def add(self, grid: str, concern: str, member: _Member) -> None:
+        r = self.radius[concern]
+        x, y = self._xy(member.lat, member.lon)
+        key = (grid, concern, math.floor(x / r), math.floor(y / r))
+        entry = (x, y, member.received_at.timestamp(), member)
+        self.cells[key].append(entry)
+        self.by_case[member.case_id].append((key, entry))
+
+    def remove_case(self, case_id: str) -> None:
+        for key, entry in self.by_case.pop(case_id, ()):
+            self.cells[key].remove(entry)
+
+    def match(
+        self, grid: str, concern: str, lat: float, lon: float, received_at: datetime
+    ) -> JoinEvidence | None:
+        radius, window_h = self.radius[concern], self.window[concern]
+        x, y = self._xy(lat, lon)
+        cx, cy = math.floor(x / radius), math.floor(y / radius)
+        now, window_s, limit = received_at.timestamp(), window_h * 3600, radius * radius
+        best: tuple[float, float, str, _Member] | None = None
+        cells = self.cells
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for mx, my, mt, member in cells.get((grid, concern, cx + dx, cy + dy), ()):
+                    squared = (mx - x) ** 2 + (my - y) ** 2
+                    if squared > limit or not 0 <= now - mt <= window_s:
+                        continue
+                    key = (squared, mt, member.finding_id, member)
+                    if best is None or key[:3] < best[:3]:
+                        best = key
+        if best is None:
+            return None
+        member = best[3]
+        return JoinEvidence(
+            matched_finding=member.finding_id,
+            matched_author=member.author,
+            case_id=member.case_id,
+            distance_m=round(distance_m(lat, lon, member.lat, member.lon), 2),
+            gap_s=round((received_at - member.received_at).total_seconds(), 3),
+            radius_m=radius,
+            window_h=window_h,
+        )
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres between two nearby WGS-84 points (equirectangular; exact enough within a district)."""
+    mean = math.radians((lat1 + lat2) / 2)
+    dy = (lat2 - lat1) * _METRES_PER_DEG_LAT
+    dx = (lon2 - lon1) * _METRES_PER_DEG_LON_EQUATOR * math.cos(mean)
+    return math.hypot(dx, dy)
+
+
+_REFRESH_SLACK = timedelta(minutes=5)
+"""Cases changed this long before the last check are looked at again: other writers' clocks and
+transactions still open at the check."""
+_CACHE_LIFETIME = timedelta(minutes=10)
+
+
+class JoinCache:
+    """Join candidates kept by one worker between pages: live findings of open cases, per
+    (grid, concern), loaded once and then refreshed from the cases anyone else changed.
+
+    Each page: cases whose ``updated_at`` moved since the last check (minus a slack for other
+    clocks and open transactions), other than by this worker's own writes, are reloaded; the cases
+    chosen for joins are checked to be still open before anything is written, and the whole cache
+    is rebuilt when one is not (a state change that did not touch ``updated_at``). The caller must
+    ``clear()`` it when a page's transaction fails, since the page's own additions are in it.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.index: _JoinIndex | None = None
+        self.loaded: set[tuple[str, str]] = set()
+        self.checked_at: datetime | None = None
+        self.created_at: datetime | None = None
+        self.own_stamps: set[datetime] = set()
+        self.dirty: set[str] = set()
+        self.taxonomy: Taxonomy | None = None
+
+    def touched(self, case_id: str) -> None:
+        """This worker changed a case's findings in a way the index must re-read."""
+        self.dirty.add(case_id)
+
+    async def index_for(
+        self,
+        session: AsyncSession,
+        taxonomy: Taxonomy,
+        pairs: set[tuple[str, str]],
+        lat0: float,
+        now: datetime,
+    ) -> _JoinIndex:
+        if (
+            self.index is None
+            or self.taxonomy is not taxonomy
+            or now - (self.created_at or now) > _CACHE_LIFETIME
+        ):
+            self.clear()
+            self.taxonomy, self.created_at = taxonomy, now
+            self.index = _JoinIndex(
+                radius={c: _concern_radius(taxonomy, c) for c in taxonomy.concerns},
+                window={c: _concern_window(taxonomy, c) for c in taxonomy.concerns},
+                lat0=float(round(lat0)),  # whole degrees: every page on the same plane
+            )
+        index = self.index
+        oldest = now - timedelta(hours=max(index.window.values(), default=72.0))
+        if self.loaded and self.checked_at is not None:
+            grids = sorted({g for g, _ in self.loaded})
+            since = self.checked_at - _REFRESH_SLACK
+            own = sorted(t for t in self.own_stamps if t >= since)
+            rows = await session.exec(
+                select(Case.id, Case.updated_at).where(
+                    col(Case.grid_code).in_(grids),
+                    col(Case.updated_at) >= since,
+                    col(Case.updated_at).not_in(own),
+                )
+            )
+            changed = {cid for cid, at in rows.all() if as_utc(at) not in self.own_stamps} | self.dirty
+            for case_id in changed:
+                index.remove_case(case_id)
+            await self._load(session, oldest, case_ids=sorted(changed))
+        self.dirty.clear()
+        self.checked_at = now
+        self.own_stamps = {t for t in self.own_stamps if t >= now - 2 * _REFRESH_SLACK}
+        for concern in {c for _, c in pairs}:
+            index.radius.setdefault(concern, _concern_radius(taxonomy, concern))
+            index.window.setdefault(concern, _concern_window(taxonomy, concern))
+        missing = pairs - self.loaded
+        if missing:
+            await self._load(session, oldest, pairs=missing)
+            self.loaded |= missing
+        return index
+
+    async def _load(
+        self,
+        session: AsyncSession,
+        oldest: datetime,
+        *,
+        pairs: set[tuple[str, str]] | None = None,
+        case_ids: Sequence[str] = (),
+    ) -> None:
+        assert self.index is not None
+        base = (
+            sa_select(
+                col(Finding.doc_id),
+                col(Finding.case_id),
+                col(Finding.author),
+                col(Finding.lat),
+                col(Finding.lon),
+                col(Finding.received_at),
+                col(Case.grid_code),
+                col(Case.concern_code),
+            )
+            .join(Case, col(Case.id) == col(Finding.case_id))
+            .where(
+                col(Finding.deleted).is_(False),
+                col(Finding.received_at) >= oldest,
+                col(Case.state) != CaseState.CLOSED,
+            )
+        )
+        queries = []
+        if pairs:
+            grids, concerns = sorted({g for g, _ in pairs}), sorted({c for _, c in pairs})
+            queries.append(base.where(col(Case.grid_code).in_(grids), col(Case.concern_code).in_(concerns)))
+        for start in range(0, len(case_ids), 500):
+            queries.append(base.where(col(Case.id).in_(case_ids[start : start + 500])))
+        for query in queries:
+            rows = (await session.exec(query)).all()  # type: ignore[call-overload]
+            for doc_id, case_id, author, lat, lon, received_at, grid, concern in rows:
+                if grid is None or case_id is None:
+                    continue
+                if pairs is not None and (grid, concern) not in pairs:
+                    continue
+                if pairs is None and (grid, concern) not in self.loaded:
+                    continue
+                self.index.add(grid, concern, _Member(doc_id, case_id, author, lat, lon, as_utc(received_at)))
+
+
+def _concern_radius(taxonomy: Taxonomy, code: str) -> float:
+    concern = taxonomy.concern(code)
+    return concern.radius_m if concern else 30.0
+
+
+def _concern_window(taxonomy: Taxonomy, code: str) -> float:
+    concern = taxonomy.concern(code)
+    return concern.join_window_h if concern else 72.0
