@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from field_schema import DOCUMENT_TYPES, SERVER_ONLY_TYPES
 from server.db.models import FeedCheckpoint, FeedLease, WorkerHeartbeat, utc_now
 from server.runtime import Runtime
 from sync.conflicts import (
@@ -33,12 +34,14 @@ from sync.conflicts import (
 )
 from sync.conflicts import record as record_conflict
 from sync.couch import CouchError
-from sync.merge import MERGED_TYPES, JoinCache, apply_page
+from sync.merge import JoinCache, apply_page
 from sync.writeback import publish_statuses
 
 __all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
 
 log = logging.getLogger("gridpatrol.worker")
+CONFLICT_TYPES = frozenset(DOCUMENT_TYPES) - SERVER_ONLY_TYPES
+"""Documents tablets write: any of them can be edited on two devices offline."""
 
 
 class CheckpointMoved(Exception):
@@ -239,11 +242,12 @@ class ChangeFollower:
     async def _examine_conflicts(
         self, db: str, rows: list[dict[str, Any]]
     ) -> list[tuple[ConflictReport, str | None]]:
-        """Classify every conflicted finding of the page; merge the soft ones in CouchDB."""
+        """Classify every conflicted field document of the page (findings, visits, patrols,
+        installations, follow-ups, alerts); merge the soft ones in CouchDB."""
         found: list[tuple[ConflictReport, str | None]] = []
         for row in rows:
             doc = row.get("doc") or {}
-            if not doc.get("_conflicts") or doc.get("_deleted") or doc.get("type") not in MERGED_TYPES:
+            if not doc.get("_conflicts") or doc.get("_deleted") or doc.get("type") not in CONFLICT_TYPES:
                 continue
             report = await examine(self.runtime.couch, db, doc)
             if report is None:

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from server.db.models import CaseEvent, Conflict, Finding
 from sync.couch import CouchNotFound
 from tests.conftest import TabletFactory
-from tests.support.docs import hazard
+from tests.support.docs import hazard, visit
 from tests.support.stack import Stack
 from tests.support.tablet import Tablet
 
@@ -222,3 +222,42 @@ async def test_conflict_settled_outside_is_closed(stack: Stack, tablet_factory: 
         assert (await client.get("/api/conflicts", params={"status": "open"})).json()["count"] == 0
         listed = (await client.get("/api/conflicts")).json()["data"]
     assert [c["status"] for c in listed] == ["superseded"]
+
+
+async def test_conflicts_of_other_field_documents_are_found_too(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    """A shop visit edited on two devices: different fields merge; the same field waits for the leader."""
+    soft_doc = visit("vol1", doc_id="v-soft", note="兰溪路商铺走访")
+    hard_doc = visit("vol1", doc_id="v-hard", note="兰溪路商铺走访")
+    first = await tablet_factory("vol1")
+    second = await tablet_factory("vol1")
+    for doc in (soft_doc, hard_doc):
+        await first.put(doc)
+    assert (await first.push())["docs_written"] == 2
+    assert (await second.pull())["ok"] is True
+    await _edit(first, "v-soft", note="兰溪路商铺走访，已告知店主")
+    await _edit(second, "v-soft", address="兰溪路90号")
+    await _edit(first, "v-hard", outcome="issue_found")
+    await _edit(second, "v-hard", outcome="no_issue")
+    await first.push()
+    await second.push()
+
+    stats = await stack.run_worker()
+    assert stats["conflict_soft"] == 1 and stats["conflict_hard"] == 1
+    async with stack.http("lead1") as client:
+        listed = (await client.get("/api/conflicts", params={"status": "open"})).json()
+        assert [(c["doc_id"], c["case_id"], c["fields"]) for c in listed["data"]] == [
+            ("v-hard", None, ["outcome"])
+        ]
+        chosen = next(b["rev"] for b in listed["data"][0]["branches"] if b["body"]["outcome"] == "no_issue")
+        resolved = await client.post(
+            f"/api/conflicts/{listed['data'][0]['id']}/resolve", json={"choose": chosen}
+        )
+        assert resolved.status_code == 200, resolved.text
+    async with stack.http("lead2") as client:  # another grid's leader sees none of it
+        assert (await client.get("/api/conflicts")).json()["count"] == 0
+    for seen in await _converged(stack, "v-soft", first, second):
+        assert (seen["note"], seen["address"]) == ("兰溪路商铺走访，已告知店主", "兰溪路90号")
+    for seen in await _converged(stack, "v-hard", first, second):
+        assert seen["outcome"] == "no_issue"
