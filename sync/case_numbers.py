@@ -21,13 +21,10 @@ UNASSIGNED = "UNASSIGNED"
 
 def _upsert(dialect: str, scope: str, count: int) -> Insert:
     table = NumberCounter.__table__  # type: ignore[attr-defined]
-    if dialect == "postgresql":
-        pg = postgresql.insert(table).values(scope=scope, last=count)
-        return pg.on_conflict_do_update(
-            index_elements=["scope"], set_={"last": table.c.last + count}
-        ).returning(table.c.last)
-    lite = sqlite.insert(table).values(scope=scope, last=count)
-    return lite.on_conflict_do_update(
+    # Both dialects spell the upsert the same way, each with its own Insert class.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(scope=scope, last=count)
+    return statement.on_conflict_do_update(
         index_elements=["scope"], set_={"last": table.c.last + count}
     ).returning(table.c.last)
 

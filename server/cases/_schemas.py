@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.db.models import CaseState, Satisfaction
+from server.refusals import RefusalPublic
 
 __all__ = [
     "CaseDetailPublic",
@@ -20,7 +21,6 @@ __all__ = [
     "FollowUpCreate",
     "FollowUpPublic",
     "PhotoLink",
-    "RefusalPublic",
     "TransitionCreate",
 ]
 
@@ -169,17 +169,6 @@ class FollowUpPublic(BaseModel):
     satisfaction_label_en: str
     resident_comment: str
     note: str
-
-
-class RefusalPublic(BaseModel):
-    doc_id: str
-    rev: str | None
-    username: str
-    rule: str
-    field: str | None
-    reason_zh: str
-    reason_en: str
-    created_at: datetime
 
 
 class CaseDetailPublic(CasePublic):

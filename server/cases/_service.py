@@ -21,7 +21,6 @@ from server.cases._schemas import (
     FindingPublic,
     FollowUpPublic,
     PhotoLink,
-    RefusalPublic,
 )
 from server.cases._transitions import allowed_targets
 from server.db.models import (
@@ -41,6 +40,7 @@ from server.db.models import (
 )
 from server.errors import ApiError
 from server.localtime import to_local
+from server.refusals import refusal_public
 from server.runtime import Runtime
 
 __all__ = ["CASE_READER_ROLES", "CaseReader", "photo_url"]
@@ -218,19 +218,7 @@ class CaseReader:
                 for e in events
             ],
             follow_ups=[self.follow_up_public(f) for f in follow_ups],
-            refusals=[
-                RefusalPublic(
-                    doc_id=r.doc_id,
-                    rev=r.rev,
-                    username=r.username,
-                    rule=r.rule,
-                    field=r.field,
-                    reason_zh=r.reason_zh,
-                    reason_en=r.reason_en,
-                    created_at=to_local(r.created_at, zone),
-                )
-                for r in refusals
-            ],
+            refusals=[refusal_public(r, zone) for r in refusals],
         )
 
     def follow_up_public(self, row: CaseFollowUp) -> FollowUpPublic:

@@ -14,14 +14,19 @@ from server.auth import Principal
 from server.db.models import Refusal as RefusalRow
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push, locate_batch
 from server.gateway._scope import Lane, Source
-from server.gateway._visibility import Visibility
 from server.runtime import GridState, Runtime
 
 __all__ = ["PushService"]
 
 
 class PushService:
-    def __init__(self, runtime: Runtime, principal: Principal, sources: Sequence[Source]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        principal: Principal,
+        sources: Sequence[Source],
+        micro_limits: Mapping[str, frozenset[str]],
+    ) -> None:
         self.runtime = runtime
         self.principal = principal
         self.sources = list(sources)
@@ -32,7 +37,7 @@ class PushService:
             taxonomy=runtime.taxonomy,
             max_attachment_bytes=runtime.settings.gateway.max_attachment_bytes,
             couch=runtime.settings.couch,
-            micro_limits=Visibility(principal, runtime.grids).limits,
+            micro_limits=micro_limits,
         )
 
     async def _stored(self, doc_ids: Sequence[str]) -> dict[str, tuple[Source, dict[str, Any] | None]]:

@@ -241,6 +241,8 @@ def _too_large(field: str, max_bytes: int) -> Refusal:
 def _place(
     doc: Mapping[str, Any], home: Source | None, ctx: PushContext, assignment: Assignment | None
 ) -> Placement | Refusal:
+    if assignment is None:
+        assignment = _locate(doc, ctx.grid_index)
     placed = _place_in_grid(doc, home, ctx, assignment)
     if home is None and isinstance(placed, Placement) and doc.get("type") not in EMERGENCY_TYPES:
         refused = _outside_micro_grids(doc, placed.source, ctx, assignment)
@@ -260,10 +262,7 @@ def _place_in_grid(
 ) -> Placement | Refusal:
     location = doc.get("location")
     candidates: list[str] = []
-    if isinstance(location, Mapping) and ctx.grid_index is not None:
-        if assignment is None:
-            lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
-            assignment = ctx.grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
+    if assignment is not None:
         if assignment.status is AssignmentStatus.AMBIGUOUS:
             candidates = list(assignment.candidates)
         elif assignment.grid is not None:
@@ -308,13 +307,9 @@ def _outside_micro_grids(
     """A user scoped to some micro-grids of a grid creates documents there only. A point whose
     accuracy circle crosses a grid boundary is given the benefit of the doubt, as for grids."""
     allowed = ctx.micro_limits.get(target.grid or "")
-    location = doc.get("location")
     if not allowed or ctx.grid_index is None:
         return None
-    if isinstance(location, Mapping):
-        if assignment is None:
-            lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
-            assignment = ctx.grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
+    if assignment is not None:
         if assignment.status is not AssignmentStatus.ASSIGNED or assignment.micro_grid is None:
             return None
         micro, field_name = assignment.micro_grid, "location"
@@ -333,6 +328,15 @@ def _outside_micro_grids(
         f"{field_name} lies in micro-grid {en}; you work only in micro-grids {', '.join(sorted(allowed))}",
         field_name,
     )
+
+
+def _locate(doc: Mapping[str, Any], grid_index: GridIndex | None) -> Assignment | None:
+    """Where a (validated) document's location lies; None without a location or grids."""
+    location = doc.get("location")
+    if not isinstance(location, Mapping) or grid_index is None:
+        return None
+    lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+    return grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
 
 
 def _grid_hint(doc: Mapping[str, Any], ctx: PushContext) -> str | None:

@@ -109,8 +109,11 @@ class VirtualDatabase:
 
     # -- database ---------------------------------------------------------------------------------
 
-    async def positions_now(self) -> tuple[Positions, list[dict[str, Any]]]:
-        infos = await asyncio.gather(*(self.couch.db_info(s.db) for s in self.sources))
+    async def positions_now(self, *, cached: bool = False) -> tuple[Positions, list[dict[str, Any]]]:
+        """Where every source stands. ``cached`` accepts an answer up to a second old (see
+        ``DbInfoCache``); ``since=now`` and ``update_seq`` on request ask CouchDB afresh."""
+        read = self._cached_info if cached else self.couch.db_info
+        infos = list(await asyncio.gather(*(read(s.db) for s in self.sources)))
         positions: Positions = {
             s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)
         }
@@ -127,10 +130,7 @@ class VirtualDatabase:
     async def info(self) -> dict[str, Any]:
         if self.direct:
             return await self.couch.db_info(self.sources[0].db)
-        infos = list(await asyncio.gather(*(self._cached_info(s.db) for s in self.sources)))
-        positions: Positions = {
-            s.key: info.get("update_seq", 0) for s, info in zip(self.sources, infos, strict=True)
-        }
+        positions, infos = await self.positions_now(cached=True)
         return {
             "db_name": self.name,
             "update_seq": self.seqs.encode(positions),

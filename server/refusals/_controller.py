@@ -15,7 +15,7 @@ from server.errors import ApiError
 from server.localtime import to_local
 from server.runtime import Runtime
 
-__all__ = ["RefusalPublic", "RefusalsPublic", "list_refusals"]
+__all__ = ["RefusalPublic", "RefusalsPublic", "list_refusals", "refusal_public"]
 
 
 class RefusalPublic(BaseModel):
@@ -31,6 +31,12 @@ class RefusalPublic(BaseModel):
     reason_zh: str
     reason_en: str
     created_at: datetime
+
+
+def refusal_public(row: Refusal, zone: str) -> RefusalPublic:
+    """A recorded refusal as people read it (time in local time)."""
+    public = RefusalPublic.model_validate(row, from_attributes=True)
+    return public.model_copy(update={"created_at": to_local(row.created_at, zone)})
 
 
 class RefusalsPublic(BaseModel):
@@ -65,10 +71,5 @@ async def list_refusals(
     more = len(rows) > limit
     rows = rows[:limit]
     zone = runtime.settings.timezone
-    data = [
-        RefusalPublic.model_validate(row, from_attributes=True).model_copy(
-            update={"created_at": to_local(row.created_at, zone)}
-        )
-        for row in rows
-    ]
+    data = [refusal_public(row, zone) for row in rows]
     return RefusalsPublic(data=data, next_cursor=rows[-1].id if more and rows else None)
