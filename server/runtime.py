@@ -24,8 +24,10 @@ from server.settings import Settings
 from sync.couch import CouchClient
 from sync.db_infos import DbInfoCache
 from sync.homes import DocHomes
+from sync.id_catalog import IdCatalog
 from sync.link_budget import LinkBudgets
 from sync.notifier import ChangeNotifier
+from sync.recent_docs import RecentDocs
 
 __all__ = ["GridState", "Metrics", "Runtime", "load_grid_state", "make_couch_client"]
 
@@ -99,9 +101,13 @@ class Runtime:
     _backend: str | None = None
     _link_budgets: LinkBudgets | None = None
     doc_homes: DocHomes = field(default_factory=DocHomes)
-    db_infos: DbInfoCache = field(default_factory=DbInfoCache)
-    metrics: Metrics = field(default_factory=Metrics)
     """Which database each recently seen document lives in (see the gateway's bulk_get)."""
+    db_infos: DbInfoCache = field(default_factory=DbInfoCache)
+    id_catalog: IdCatalog = field(default_factory=IdCatalog)
+    """Ids of the reference and alerts databases (see the gateway's push and pull)."""
+    recent_docs: RecentDocs = field(default_factory=RecentDocs)
+    """Stored revisions ``_revs_diff`` looked up, for the ``_bulk_docs`` that follows it."""
+    metrics: Metrics = field(default_factory=Metrics)
     _taxonomy_checked_at: float = 0.0
 
     @classmethod

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from server.gateway._errors import GatewayError
+from server.gateway._lookup import CATALOGUED_LANES
+from server.gateway._scope import Source
+from server.gateway._seq import Positions
 
 if TYPE_CHECKING:
     from server.gateway._virtual import VirtualDatabase
@@ -91,7 +94,7 @@ async def changes_page(
     pending: dict[str, int] = {}
     spent = 0
     over_budget = False
-    for source in view.sources:
+    for source in await _sources_to_read(view, positions):
         needs_docs = query.include_docs or view.visibility.filters(source.grid) or query.byte_budget > 0
         request: dict[str, str | int | bool | None] = dict(query.passthrough)
         if direct_filter is not None:
@@ -138,3 +141,16 @@ async def changes_page(
         if over_budget or (limit is not None and len(results) >= limit):
             break
     return {"results": results, "last_seq": view.seqs.encode(positions), "pending": sum(pending.values())}
+
+
+async def _sources_to_read(view: "VirtualDatabase", positions: Positions) -> list[Source]:
+    """The view's sources, less the small databases (reference, alerts) whose feed stood at the
+    client's position at the catalog's last look, a moment ago: they have nothing new to read."""
+    wanted = []
+    for source in view.sources:
+        if source.lane in CATALOGUED_LANES:
+            entry = await view.runtime.id_catalog.entry(view.couch, source.db)
+            if entry is not None and entry.seq == positions.get(source.key, 0):
+                continue
+        wanted.append(source)
+    return wanted

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.auth import Principal
 from server.db.models import Refusal as RefusalRow
+from server.gateway._lookup import stored_docs
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push, locate_batch
 from server.gateway._scope import Lane, Source
 from server.runtime import GridState, Runtime
@@ -40,20 +41,6 @@ class PushService:
             micro_limits=micro_limits,
         )
 
-    async def _stored(self, doc_ids: Sequence[str]) -> dict[str, tuple[Source, dict[str, Any] | None]]:
-        """Home database and winning revision (None when deleted) of every id that already exists."""
-        couch = self.runtime.couch
-        answers = await asyncio.gather(
-            *(couch.all_docs(s.db, keys=doc_ids, params={"include_docs": True}) for s in self.sources)
-        )
-        found: dict[str, tuple[Source, dict[str, Any] | None]] = {}
-        for source, answer in zip(self.sources, answers, strict=True):
-            for row in answer.get("rows", []):
-                if "error" in row or row.get("id") in found:
-                    continue
-                found[row["id"]] = (source, row.get("doc"))
-        return found
-
     async def write(
         self, docs: list[dict[str, Any]], *, new_edits: bool, device_hint: str | None
     ) -> list[dict[str, Any]]:
@@ -63,7 +50,7 @@ class PushService:
             decisions = [Placement(self.sources[0])] * len(docs)
         else:
             ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
-            stored = await self._stored(ids) if ids else {}
+            stored = await stored_docs(self.runtime, self.sources, ids, reuse=True) if ids else {}
             located = locate_batch(docs, self.context.grid_index)
             decisions = []
             for position, doc in enumerate(docs):
@@ -80,8 +67,11 @@ class PushService:
                 for db, indexes in groups.items()
             )
         )
-        for db in groups:
+        for db, indexes in groups.items():
             self.runtime.db_infos.forget(db)
+            written_ids = [str(docs[i]["_id"]) for i in indexes]
+            self.runtime.id_catalog.note_written(db, written_ids)
+            self.runtime.recent_docs.forget(written_ids)
         backend: dict[int, dict[str, Any]] = {}
         for (_, indexes), answer in zip(groups.items(), written, strict=True):
             backend.update(_align(indexes, [docs[i] for i in indexes], answer, new_edits=new_edits))

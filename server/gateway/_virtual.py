@@ -14,6 +14,7 @@ from server.auth import Principal
 from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
+from server.gateway._lookup import ids_by_source, stored_docs
 from server.gateway._scope import Lane, Source, user_sources
 from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
@@ -182,21 +183,33 @@ class VirtualDatabase:
     # -- replication ------------------------------------------------------------------------------
 
     async def revs_diff(self, body: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        """A revision is missing when no source of the user has it."""
-        diffs = await asyncio.gather(*(self.couch.revs_diff(s.db, body) for s in self.sources))
+        """A revision is missing when no source of the user has it. Only the source holding a
+        document is asked about its revisions (the others have none of them); what the lookup
+        found serves the ``_bulk_docs`` that PouchDB sends next (see ``stored_docs``)."""
+        stored = await stored_docs(self.runtime, self.sources, list(body))
+        held: dict[str, list[str]] = {}
+        for doc_id, (source, _) in stored.items():
+            held.setdefault(source.db, []).append(doc_id)
+        diffs = dict(
+            zip(
+                held,
+                await asyncio.gather(
+                    *(self.couch.revs_diff(db, {i: body[i] for i in ids}) for db, ids in held.items())
+                ),
+                strict=True,
+            )
+        )
         result: dict[str, Any] = {}
         for doc_id, revs in body.items():
-            missing = set(revs)
-            ancestors: set[str] = set()
-            for diff in diffs:
-                entry = diff.get(doc_id)
-                missing &= set(entry.get("missing", [])) if entry else set()
-                if entry:
-                    ancestors.update(entry.get("possible_ancestors", []))
-            if missing:
-                result[doc_id] = {"missing": [r for r in revs if r in missing]}
-                if ancestors:
-                    result[doc_id]["possible_ancestors"] = sorted(ancestors)
+            home = stored.get(doc_id)
+            if home is None:
+                result[doc_id] = {"missing": list(revs)}
+                continue
+            entry = diffs[home[0].db].get(doc_id)
+            if entry and entry.get("missing"):
+                result[doc_id] = {"missing": [r for r in revs if r in set(entry["missing"])]}
+                if entry.get("possible_ancestors"):
+                    result[doc_id]["possible_ancestors"] = sorted(entry["possible_ancestors"])
         return result
 
     async def bulk_get(self, params: Mapping[str, str], docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -211,10 +224,13 @@ class VirtualDatabase:
                 continue
             home = homes.home(doc_id)
             groups.setdefault(home if home in by_db else None, []).append(position)
-        calls = []
-        for db, positions in groups.items():
-            for source in [by_db[db]] if db is not None else self.sources:
-                calls.append((source, positions))
+        calls = [(by_db[db], positions) for db, positions in groups.items() if db is not None]
+        unknown = groups.get(None, [])
+        if unknown:
+            ids = list(dict.fromkeys(str(docs[i].get("id", "")) for i in unknown))
+            for source, held in await ids_by_source(self.runtime, self.sources, ids):
+                wanted = set(held)
+                calls.append((source, [i for i in unknown if str(docs[i].get("id", "")) in wanted]))
         answers = await asyncio.gather(
             *(
                 self.couch.bulk_get(
@@ -302,9 +318,10 @@ class VirtualDatabase:
         """For each existing id: the source holding it and its ``_all_docs`` row (deleted ones too)."""
         if not doc_ids:
             return {}
-        answers = await asyncio.gather(*(self.couch.all_docs(s.db, keys=doc_ids) for s in self.sources))
+        asked = await ids_by_source(self.runtime, self.sources, doc_ids)
+        answers = await asyncio.gather(*(self.couch.all_docs(s.db, keys=ids) for s, ids in asked))
         homes: dict[str, tuple[Source, dict[str, Any]]] = {}
-        for source, answer in zip(self.sources, answers, strict=True):
+        for (source, _), answer in zip(asked, answers, strict=True):
             for row in answer.get("rows", []):
                 if "error" not in row and row.get("id") not in homes:
                     homes[row["id"]] = (source, row)

@@ -15,6 +15,8 @@ __all__ = ["MetricsPublic", "metrics"]
 class MetricsPublic(BaseModel):
     docs_read: int
     """Documents this process made CouchDB hand over since it started."""
+    couch_requests: dict[str, dict[str, int]]
+    """Requests this process sent to CouchDB: database → endpoint (``_changes``, ``doc`` ...) → count."""
     rss_bytes: int
     peak_rss_bytes: int
 
@@ -32,6 +34,12 @@ async def metrics(runtime: Runtime, principal: Principal) -> MetricsPublic:
     if not principal.is_admin:
         raise ApiError.forbidden("只有管理员可以查看运行指标", "only admins may read metrics")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    requests: dict[str, dict[str, int]] = {}
+    for (db, endpoint), count in runtime.couch.requests.items():
+        requests.setdefault(db, {})[endpoint] = count
     return MetricsPublic(
-        docs_read=runtime.metrics.docs_read, rss_bytes=_rss_bytes(), peak_rss_bytes=peak_kib * 1024
+        docs_read=runtime.metrics.docs_read,
+        couch_requests=requests,
+        rss_bytes=_rss_bytes(),
+        peak_rss_bytes=peak_kib * 1024,
     )

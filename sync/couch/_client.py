@@ -1,9 +1,10 @@
 """A small asyncio CouchDB client on httpx: the calls the gateway and the worker need, nothing more."""
 
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import msgspec
@@ -25,6 +26,7 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 Params = Mapping[str, str | int | bool | None]
 
 _encoder = msgspec.json.Encoder()
+_DOC_PREFIXES = frozenset({"_design", "_local"})
 
 
 def _segment(value: str) -> str:
@@ -58,6 +60,18 @@ def _query(params: Params | None) -> dict[str, str]:
         else:
             query[key] = str(value)
     return query
+
+
+def _request_kind(path: str) -> tuple[str, str]:
+    """(database, endpoint) of a request path for the request counters: ``("gp_grid_zr01",
+    "_bulk_docs")``; documents and attachments count as ``doc``, server endpoints as ``("", name)``."""
+    parts = path.lstrip("/").split("/", 2)
+    if not parts[0] or parts[0].startswith("_"):
+        return "", parts[0]
+    db = unquote(parts[0])
+    if len(parts) == 1:
+        return db, ""
+    return db, parts[1] if parts[1].startswith("_") and parts[1] not in _DOC_PREFIXES else "doc"
 
 
 def _decode(content: bytes) -> Any:
@@ -104,6 +118,8 @@ class CouchClient:
             transport=transport,
             headers={"Accept-Encoding": "identity"},
         )
+        self.requests: Counter[tuple[str, str]] = Counter()
+        """Requests sent, by (database, endpoint): what each database was asked (``/api/metrics``)."""
 
     async def __aenter__(self) -> "CouchClient":
         return self
@@ -135,6 +151,7 @@ class CouchClient:
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = httpx.Timeout(timeout, connect=5.0)
+        self.requests[_request_kind(path)] += 1
         with _mapped_transport_errors():
             response = await self._http.request(
                 method, path, params=_query(params) or None, content=body, headers=merged, **extra
@@ -159,6 +176,7 @@ class CouchClient:
         request = self._http.build_request(
             method, path, params=_query(params) or None, content=content, headers=dict(headers or {})
         )
+        self.requests[_request_kind(path)] += 1
         with _mapped_transport_errors():
             response = await self._http.send(request, stream=True)
         try:

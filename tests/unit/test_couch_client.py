@@ -113,3 +113,25 @@ def test_public_names_match_all() -> None:
     modules = {n for n in public if type(getattr(sync.couch, n)).__name__ == "module"}
     assert set(sync.couch.__all__) == public - modules
     assert issubclass(CouchPreconditionFailed, CouchStatusError)
+
+
+async def test_requests_are_counted_by_database_and_endpoint() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True, "results": [], "rows": []})
+
+    client = _client(handler)
+    await client.changes("grid/zr01", {"since": 0})
+    await client.changes("grid/zr01", {"since": 0})
+    await client.all_docs("grid/zr01", keys=["a"])
+    await client.get_doc("grid/zr01", "_design/scope")
+    await client.get_doc("grid/zr01", "plain id")
+    await client.request("GET", "/_all_dbs")
+    await client.db_info("ref")
+    assert client.requests == {
+        ("grid/zr01", "_changes"): 2,
+        ("grid/zr01", "_all_docs"): 1,
+        ("grid/zr01", "doc"): 2,
+        ("", "_all_dbs"): 1,
+        ("ref", ""): 1,
+    }
+    await client.aclose()
