@@ -9,6 +9,7 @@ from geo._datum import (
     gcj02_to_wgs84_many,
     in_china,
     to_wgs84,
+    to_wgs84_many,
     wgs84_to_gcj02,
 )
 from geo._grids import Area, AreaKind, Assignment, AssignmentStatus, GridLoadError, load_areas
@@ -35,5 +36,6 @@ __all__ = [
     "in_china",
     "load_areas",
     "to_wgs84",
+    "to_wgs84_many",
     "wgs84_to_gcj02",
 ]

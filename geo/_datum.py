@@ -7,6 +7,7 @@ Outside mainland China GCJ-02 equals WGS-84 by definition.
 """
 
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "gcj02_to_wgs84_many",
     "in_china",
     "to_wgs84",
+    "to_wgs84_many",
     "wgs84_to_gcj02",
 ]
 
@@ -159,3 +161,20 @@ def to_wgs84(lon: float, lat: float, datum: Datum | str) -> tuple[float, float]:
             return gcj02_to_wgs84(lon, lat)
         case Datum.BD09:
             return bd09_to_wgs84(lon, lat)
+
+
+def to_wgs84_many(
+    lons: Sequence[float], lats: Sequence[float], datums: Sequence[Datum | str]
+) -> tuple[list[float], list[float]]:
+    """``to_wgs84`` for many points: the GCJ-02 ones (most phones) converted as one array."""
+    out_lon, out_lat = [float(x) for x in lons], [float(y) for y in lats]
+    kinds = [Datum(d) for d in datums]
+    gcj = [i for i, kind in enumerate(kinds) if kind is Datum.GCJ02]
+    if gcj:
+        wlon, wlat = gcj02_to_wgs84_many([out_lon[i] for i in gcj], [out_lat[i] for i in gcj])
+        for i, x, y in zip(gcj, wlon.tolist(), wlat.tolist(), strict=True):
+            out_lon[i], out_lat[i] = x, y
+    for i, kind in enumerate(kinds):
+        if kind is Datum.BD09:
+            out_lon[i], out_lat[i] = bd09_to_wgs84(out_lon[i], out_lat[i])
+    return out_lon, out_lat

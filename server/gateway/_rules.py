@@ -19,7 +19,7 @@ from field_schema import (
     upgrade,
     validate_document,
 )
-from geo import Assignment, AssignmentStatus, GridIndex, to_wgs84
+from geo import Assignment, AssignmentStatus, Datum, GridIndex, to_wgs84, to_wgs84_many
 from server.auth import Principal
 from server.db.models import Role
 from server.gateway._scope import Lane, Source, alert_source
@@ -114,6 +114,7 @@ def locate_batch(docs: Sequence[Mapping[str, Any]], grid_index: GridIndex | None
     positions: list[int] = []
     lons: list[float] = []
     lats: list[float] = []
+    datums: list[Datum] = []
     accuracies: list[float] = []
     if grid_index is None:
         return {}
@@ -124,7 +125,8 @@ def locate_batch(docs: Sequence[Mapping[str, Any]], grid_index: GridIndex | None
             location = upgrade(doc).get("location")
             if not isinstance(location, Mapping):
                 continue
-            lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
+            lon, lat = float(location["lon"]), float(location["lat"])
+            datum = Datum(str(location["datum"]))
             accuracy = float(location.get("accuracy_m") or 0.0)
         except (DocumentInvalid, KeyError, TypeError, ValueError):
             continue  # validation refuses it with the field named
@@ -133,10 +135,11 @@ def locate_batch(docs: Sequence[Mapping[str, Any]], grid_index: GridIndex | None
         positions.append(position)
         lons.append(lon)
         lats.append(lat)
+        datums.append(datum)
         accuracies.append(accuracy)
     if not positions:
         return {}
-    batch = grid_index.assign_batch(lons, lats, accuracies)
+    batch = grid_index.assign_batch(*to_wgs84_many(lons, lats, datums), accuracies)
     return {position: batch[k] for k, position in enumerate(positions)}
 
 

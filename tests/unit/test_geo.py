@@ -233,3 +233,16 @@ def test_gcj02_inverse_on_arrays_matches_the_scalar_one() -> None:
         expected = gcj02_to_wgs84(*point)
         assert abs(x - expected[0]) < 1e-11 and abs(y - expected[1]) < 1e-11
     assert (lon[-1], lat[-1]) == (2.35, 48.85)  # outside China GCJ-02 is WGS-84
+
+
+def test_many_points_in_mixed_datums_match_the_scalar_conversion() -> None:
+    from geo import Datum, to_wgs84, to_wgs84_many
+
+    datums = [Datum.GCJ02, Datum.WGS84, Datum.BD09, "gcj02", "bd09", "wgs84"] * 20
+    points = [(121.38 + i * 0.0011, 31.23 + i * 0.0007) for i in range(len(datums))]
+    lons, lats = to_wgs84_many([p[0] for p in points], [p[1] for p in points], datums)
+    for x, y, (lon, lat), datum in zip(lons, lats, points, datums, strict=True):
+        expected = to_wgs84(lon, lat, datum)
+        assert abs(x - expected[0]) < 1e-11 and abs(y - expected[1]) < 1e-11
+    assert (lons[1], lats[1]) == points[1]  # WGS-84 passes through untouched
+    assert to_wgs84_many([], [], []) == ([], [])
