@@ -8,9 +8,9 @@ row stays locked until the caller's transaction ends, which is what makes it saf
 from datetime import datetime
 
 from sqlalchemy import Insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.db import upsert_insert
 from server.db.models import NumberCounter, utc_now
 from server.localtime import to_local
 
@@ -21,9 +21,7 @@ UNASSIGNED = "UNASSIGNED"
 
 def _upsert(dialect: str, scope: str, count: int) -> Insert:
     table = NumberCounter.__table__  # type: ignore[attr-defined]
-    # Both dialects spell the upsert the same way, each with its own Insert class.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(scope=scope, last=count)
+    statement = upsert_insert(dialect, table).values(scope=scope, last=count)
     return statement.on_conflict_do_update(
         index_elements=["scope"], set_={"last": table.c.last + count}
     ).returning(table.c.last)

@@ -7,10 +7,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from server.auth import Principal
+from server.db import upsert_insert
+from server.db.models import Receipt, utc_now
 from server.db.models import Refusal as RefusalRow
 from server.gateway._lookup import stored_docs
 from server.gateway._rules import Placement, PushContext, Refusal, decide_push, locate_batch
@@ -61,12 +60,22 @@ class PushService:
         for index, decision in enumerate(decisions):
             if isinstance(decision, Placement):
                 groups[decision.source.db].append(index)
-        written = await asyncio.gather(
-            *(
-                self.runtime.couch.bulk_docs(db, [docs[i] for i in indexes], new_edits=new_edits)
-                for db, indexes in groups.items()
+        stamping = None
+        if not new_edits and groups:
+            # Replicated revisions are known before they are written: their receipts go to SQL
+            # while CouchDB stores them (a receipt of a revision CouchDB refuses is never read).
+            placed = [docs[i] for indexes in groups.values() for i in indexes]
+            stamping = asyncio.create_task(self._stamp([(d["_id"], d.get("_rev")) for d in placed]))
+        try:
+            written = await asyncio.gather(
+                *(
+                    self.runtime.couch.bulk_docs(db, [docs[i] for i in indexes], new_edits=new_edits)
+                    for db, indexes in groups.items()
+                )
             )
-        )
+        finally:
+            if stamping is not None:
+                await stamping
         for db, indexes in groups.items():
             self.runtime.db_infos.forget(db)
             written_ids = [str(docs[i]["_id"]) for i in indexes]
@@ -75,6 +84,9 @@ class PushService:
         backend: dict[int, dict[str, Any]] = {}
         for (_, indexes), answer in zip(groups.items(), written, strict=True):
             backend.update(_align(indexes, [docs[i] for i in indexes], answer, new_edits=new_edits))
+
+        if new_edits and backend:
+            await self._stamp([(a.get("id"), a.get("rev")) for a in backend.values() if "error" not in a])
 
         refusals = [(docs[i], d) for i, d in enumerate(decisions) if isinstance(d, Refusal)]
         if refusals:
@@ -91,6 +103,22 @@ class PushService:
             elif index in backend:
                 response.append(backend[index])
         return response
+
+    async def _stamp(self, revisions: Sequence[tuple[Any, Any]]) -> None:
+        """Receipts: when each revision reached us (the worker orders findings by it)."""
+        now = utc_now()
+        rows = [
+            {"doc_id": doc_id, "rev": rev, "received_at": now, "username": self.principal.username}
+            for doc_id, rev in revisions
+            if isinstance(doc_id, str) and isinstance(rev, str) and len(doc_id) <= 200 and len(rev) <= 200
+        ]
+        if not rows:
+            return
+        table = Receipt.__table__  # type: ignore[attr-defined]
+        dialect = "sqlite" if self.runtime.settings.database.is_sqlite else "postgresql"
+        async with self.runtime.sessions() as session:
+            await session.exec(upsert_insert(dialect, table).values(rows).on_conflict_do_nothing())
+            await session.commit()
 
     async def _record(
         self, refusals: Sequence[tuple[Mapping[str, Any], Refusal]], device_hint: str | None
@@ -113,8 +141,8 @@ class PushService:
                 }
             )
         table = RefusalRow.__table__  # type: ignore[attr-defined]
-        insert = sqlite_insert if self.runtime.settings.database.is_sqlite else pg_insert
-        statement = insert(table).values(rows).on_conflict_do_nothing()
+        dialect = "sqlite" if self.runtime.settings.database.is_sqlite else "postgresql"
+        statement = upsert_insert(dialect, table).values(rows).on_conflict_do_nothing()
         async with self.runtime.sessions() as session:
             await session.exec(statement)
             await session.commit()

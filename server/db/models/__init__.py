@@ -28,7 +28,7 @@ from server.db.models._merge import (
     FeedLease,
     WorkerHeartbeat,
 )
-from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Refusal
+from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Receipt, Refusal
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
 from server.db.models._user import (
     Role,
@@ -62,6 +62,7 @@ __all__ = [
     "GridArea",
     "LocalDoc",
     "NumberCounter",
+    "Receipt",
     "Refusal",
     "Role",
     "Satisfaction",

@@ -1,4 +1,5 @@
-"""What the sync machinery keeps in SQL: feed checkpoints, refusals and per-user _local documents."""
+"""What the sync machinery keeps in SQL: feed checkpoints, receipts, refusals and per-user _local
+documents."""
 
 from datetime import datetime
 
@@ -7,7 +8,7 @@ from sqlmodel import Field, SQLModel
 
 from server.db.models._common import utc_field
 
-__all__ = ["FeedCheckpoint", "LocalDoc", "Refusal"]
+__all__ = ["FeedCheckpoint", "LocalDoc", "Receipt", "Refusal"]
 
 
 class FeedCheckpoint(SQLModel, table=True):
@@ -53,3 +54,20 @@ class LocalDoc(SQLModel, table=True):
     generation: int = 0
     body: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = utc_field()
+
+
+class Receipt(SQLModel, table=True):
+    """When a document revision reached the sync gateway, by whom: the server's receive time.
+
+    The worker orders and joins findings by it (never by the tablet's clock). It is stamped where
+    the document arrives, not where the worker first reads it, so findings pushed days apart keep
+    their distance even when the worker was down in between. The worker deletes a receipt once it
+    has applied its revision.
+    """
+
+    __tablename__ = "receipts"
+
+    doc_id: str = Field(primary_key=True, max_length=200)
+    rev: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = utc_field()
+    username: str = Field(max_length=64)
