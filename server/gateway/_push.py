@@ -117,7 +117,8 @@ class PushService:
         table = Receipt.__table__  # type: ignore[attr-defined]
         dialect = "sqlite" if self.runtime.settings.database.is_sqlite else "postgresql"
         async with self.runtime.sessions() as session:
-            await session.exec(upsert_insert(dialect, table).values(rows).on_conflict_do_nothing())
+            # executemany of one statement: compiled once per process, not once per batch
+            await session.exec(upsert_insert(dialect, table).on_conflict_do_nothing(), params=rows)
             await session.commit()
 
     async def _record(
