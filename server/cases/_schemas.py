@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.conflicts import ConflictPublic
 from server.db.models import CaseState, Satisfaction
 from server.refusals import RefusalPublic
 
@@ -178,3 +179,5 @@ class CaseDetailPublic(CasePublic):
     follow_ups: list[FollowUpPublic]
     refusals: list[RefusalPublic]
     """Pushes of this case's findings that the gateway refused."""
+    conflicts: list[ConflictPublic]
+    """Offline edits of this case's findings that clashed: open, being merged, or settled."""

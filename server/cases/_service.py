@@ -23,6 +23,7 @@ from server.cases._schemas import (
     PhotoLink,
 )
 from server.cases._transitions import allowed_targets
+from server.conflicts import conflict_public
 from server.db.models import (
     CASE_STATE_LABELS,
     SATISFACTION_LABELS,
@@ -31,6 +32,7 @@ from server.db.models import (
     CaseEvent,
     CaseFollowUp,
     CaseState,
+    Conflict,
     Finding,
     Refusal,
     Role,
@@ -198,6 +200,11 @@ class CaseReader:
             if doc_ids
             else []
         )
+        conflicts = (
+            await self.session.exec(
+                select(Conflict).where(col(Conflict.case_id) == case.id).order_by(col(Conflict.id))
+            )
+        ).all()
         base = self.public(case, findings, dispatches, now)
         return CaseDetailPublic(
             **base.model_dump(),
@@ -219,6 +226,7 @@ class CaseReader:
             ],
             follow_ups=[self.follow_up_public(f) for f in follow_ups],
             refusals=[refusal_public(r, zone) for r in refusals],
+            conflicts=[conflict_public(c, zone) for c in conflicts],
         )
 
     def follow_up_public(self, row: CaseFollowUp) -> FollowUpPublic:

@@ -21,6 +21,7 @@ from server.db.models._dispatch import (
 )
 from server.db.models._grid import GridArea
 from server.db.models._merge import (
+    CONFLICT_STATUS_LABELS,
     CaseLink,
     Conflict,
     ConflictKind,
@@ -42,6 +43,7 @@ from server.db.models._user import (
 
 __all__ = [
     "CASE_STATE_LABELS",
+    "CONFLICT_STATUS_LABELS",
     "SATISFACTION_LABELS",
     "AdminAudit",
     "Case",
