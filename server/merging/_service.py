@@ -28,6 +28,7 @@ from server.errors import ApiError
 from server.merging._schemas import ConflictResolveInput, MergeResultPublic
 from server.runtime import Runtime
 from sync.case_numbers import allocate_case_numbers
+from sync.case_view import refresh_case_view
 from sync.conflicts import ConflictWriteError, compose, fetch_branches, write_resolution
 from sync.couch import CouchError, CouchNotFound
 
@@ -128,6 +129,9 @@ class CaseMerger:
         await self.session.flush()
         for finding in moving:
             self._move(finding, new_case, "split")
+        # Both cases show what their live findings say now (as after a revision or a withdrawal).
+        await refresh_case_view(self.session, case)
+        await refresh_case_view(self.session, new_case)
         moved = [f.doc_id for f in moving]
         actor = self.principal.username
         self.session.add(
@@ -182,6 +186,7 @@ class CaseMerger:
         moving = await self._findings(other.id)
         for finding in moving:
             self._move(finding, case, "merged")
+        await refresh_case_view(self.session, case)  # the absorbed case keeps what it showed last
         moved = [f.doc_id for f in moving]
         dispatches = await self._move_open_dispatches(other, case)
         actor = self.principal.username

@@ -203,3 +203,39 @@ async def test_merge_refuses_unassigned_cases_of_other_intake_grids(stack: Stack
         allowed = await admin.post(f"/api/cases/{first.id}/merge", json={"other_case_id": same.id})
         assert allowed.status_code == 200, allowed.text
     assert (await placed(stack))["u-2"] == second.id
+
+
+async def test_split_and_merge_recompute_what_the_cases_show(stack: Stack) -> None:
+    """Severity (highest live finding) and location (first live finding) follow the findings a
+    split or merge leaves in each case, as after a revision or a withdrawal."""
+    await write(
+        stack,
+        hazard("vol1", doc_id="r-0", point=near(0), photo=False, severity="high"),
+        hazard("vol1", doc_id="r-1", point=near(5), photo=False, severity="low"),
+        hazard("vol1", doc_id="r-2", point=near(10), photo=False, severity="medium"),
+    )
+    await stack.run_worker()
+    case_id = (await placed(stack))["r-0"]
+    assert set((await placed(stack)).values()) == {case_id}
+    async with stack.runtime.sessions() as session:
+        where = {f.doc_id: (f.lat, f.lon) for f in (await session.exec(select(Finding))).all()}
+
+    async with stack.http("lead1") as client:
+        before = (await client.get(f"/api/cases/{case_id}")).json()
+        assert before["severity"] == "high" and (before["lat"], before["lon"]) == where["r-0"]
+        split = await client.post(
+            f"/api/cases/{case_id}/split", json={"findings": ["r-0"], "reason": "另一处飞线"}
+        )
+        assert split.status_code == 201, split.text
+        rest = (await client.get(f"/api/cases/{case_id}")).json()
+        new = (await client.get(f"/api/cases/{split.json()['case_id']}")).json()
+        assert rest["severity"] == "medium" and (rest["lat"], rest["lon"]) == where["r-1"]
+        assert new["severity"] == "high" and (new["lat"], new["lon"]) == where["r-0"]
+        listed = {c["id"]: c["severity"] for c in (await client.get("/api/cases")).json()["data"]}
+        assert listed == {case_id: "medium", new["id"]: "high"}
+
+        # Merged back, the surviving case shows the highest and the first of all three again.
+        merged = await client.post(f"/api/cases/{case_id}/merge", json={"other_case_id": new["id"]})
+        assert merged.status_code == 200, merged.text
+        back = (await client.get(f"/api/cases/{case_id}")).json()
+        assert back["severity"] == "high" and (back["lat"], back["lon"]) == where["r-0"]
