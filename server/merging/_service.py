@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DocumentInvalid, validate_document
 from server.auth import Principal
 from server.cases import CaseReader
-from server.cases._lifecycle import compare_and_set, refresh_open_deadline
+from server.cases._lifecycle import compare_and_set, open_dispatch, refresh_open_deadline
 from server.conflicts import ConflictPublic, ConflictsPublic, conflict_public
 from server.db.models import (
     Case,
@@ -76,10 +76,11 @@ class CaseMerger:
 
     async def _move_open_dispatches(self, source: Case, target: Case) -> list[dict[str, object]]:
         """Departments still working on the absorbed case now answer on the surviving one. Reported
-        dispatches stay on the absorbed case: they are its history and need nothing more."""
+        and cancelled dispatches stay on the absorbed case: they are its history and need nothing
+        more."""
         rows = await self.session.exec(
             select(CaseDispatch)
-            .where(col(CaseDispatch.case_id) == source.id, col(CaseDispatch.reported_at).is_(None))
+            .where(col(CaseDispatch.case_id) == source.id, open_dispatch())
             .order_by(col(CaseDispatch.id))
         )
         moved: list[dict[str, object]] = []

@@ -1,15 +1,13 @@
 """A grid leader splits what the worker joined, or merges two cases, by hand."""
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from server.cases._lifecycle import refresh_open_deadline
-from server.db.models import Case, CaseDispatch, CaseEvent, CaseLink, Finding
-from tests.support.cases import add_case, finding_row
+from server.db.models import Case, CaseEvent, CaseLink, Finding
+from tests.support.cases import add_case, finding_row, miss_deadline
 from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.stack import Stack
 
@@ -125,14 +123,7 @@ async def test_merge_moves_open_dispatches_and_deadline(stack: Stack) -> None:
             f"/api/cases/{absorbed}/dispatches/{fire}/report", json={"report": "已查"}
         )
         assert reported.status_code == 200, reported.text
-    async with stack.runtime.sessions() as session:  # the police station misses its deadline
-        await session.exec(
-            update(CaseDispatch)
-            .where(col(CaseDispatch.id) == police)
-            .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-        await refresh_open_deadline(session, absorbed)
-        await session.commit()
+    await miss_deadline(stack.runtime.sessions, absorbed, police)  # the police station misses its deadline
     async with stack.http("lead1") as lead:
         overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
         assert [c["id"] for c in overdue["data"]] == [absorbed]
