@@ -9,11 +9,12 @@ The worker asks ``_changes`` for ``conflicts=true``; every row whose document ca
 3. per branch, the top-level fields that differ from the ancestor (each photo is its own field,
    ``_attachments/<name>``, compared by digest) are that branch's changes;
 4. no field changed differently on two branches → **soft**: the ancestor plus every branch's
-   changes is written as a new revision on the winning branch, and every losing leaf is deleted,
-   in one ``_bulk_docs`` — tablets converge on their next pull. Otherwise **hard**: nothing is
-   written; the branches wait for a grid leader side by side (``server/merging``).
-
-``write_resolution`` is the one writer for both paths (automatic merge and leader's choice).
+   changes becomes a new revision on the winning branch, and every losing leaf is deleted —
+   tablets converge on their next pull. The merge is recorded in SQL first and written to
+   CouchDB after that commit, through the outbox of ``sync/merge_outbox.py``, so a failure
+   between the two never loses the record. Otherwise **hard**: nothing is written; the branches
+   wait for a grid leader side by side (``server/merging``), whose choice ``write_resolution``
+   writes back.
 """
 
 import json
@@ -29,11 +30,13 @@ from sync.couch import CouchClient, CouchError, CouchNotFound
 from sync.merge import WORKER_ACTOR
 
 __all__ = [
+    "SETTLED_ELSEWHERE",
     "Branch",
     "ConflictReport",
     "ConflictWriteError",
     "changed_fields",
     "compose",
+    "conflict_event",
     "examine",
     "fetch_branches",
     "leaves_key",
@@ -43,6 +46,7 @@ __all__ = [
     "write_resolution",
 ]
 
+SETTLED_ELSEWHERE = "冲突已在别处解决 / the conflict was settled outside gridpatrol"
 _BOOKKEEPING = frozenset({"_id", "_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_attachments"})
 
 
@@ -264,15 +268,34 @@ class ConflictWriteError(CouchError):
     """CouchDB refused part of a resolution (someone wrote the document meanwhile)."""
 
 
+def conflict_event(
+    session: AsyncSession, conflict: Conflict, action: str, reason: str, **details: Any
+) -> None:
+    """The case's audit entry for something that happened to one of its conflicts."""
+    if conflict.case_id is None:
+        return
+    session.add(
+        CaseEvent(
+            case_id=conflict.case_id,
+            actor=WORKER_ACTOR,
+            action=action,
+            reason=reason,
+            details={"finding": conflict.doc_id, "conflict": conflict.id, **details},
+        )
+    )
+
+
 async def record(
     session: AsyncSession,
     *,
     source_db: str,
     report: ConflictReport,
-    result_rev: str | None,
     grid: str | None,
+    merge_rev: str | None = None,
 ) -> Conflict | None:
-    """Keep a conflict in SQL (once per distinct set of leaves) with a CaseEvent on its case."""
+    """Keep a conflict in SQL (once per distinct set of leaves). A hard one is open, with a
+    ``conflict_found`` event on its case; a soft one is ``merge_pending`` with the revision its
+    merge will have (``merge_rev``), and gets its event when the merge is confirmed in CouchDB."""
     key = leaves_key(report.leaves)
     existing = (
         await session.exec(
@@ -282,6 +305,7 @@ async def record(
     if existing is not None:
         return None
     # The branches moved on (another offline edit): an older open record of this document is void.
+    # A pending merge is not: whether it landed is for the outbox to find out.
     for older in (
         await session.exec(
             select(Conflict).where(Conflict.doc_id == report.doc_id, Conflict.status == ConflictStatus.OPEN)
@@ -294,14 +318,16 @@ async def record(
     finding = await session.get(Finding, report.doc_id)
     case_id = finding.case_id if finding is not None else None
     case = await session.get(Case, case_id) if case_id else None
-    soft = report.kind == ConflictKind.SOFT and result_rev is not None
+    soft = report.kind == ConflictKind.SOFT
+    if soft and merge_rev is None:
+        raise ValueError(f"a soft conflict of {report.doc_id} needs the revision of its merge")
     conflict = Conflict(
         doc_id=report.doc_id,
         source_db=source_db,
         case_id=case_id,
         grid_code=(case.grid_code or case.intake_grid) if case else grid,
         kind=report.kind,
-        status=ConflictStatus.MERGED if soft else ConflictStatus.OPEN,
+        status=ConflictStatus.MERGE_PENDING if soft else ConflictStatus.OPEN,
         winner_rev=report.winner_rev,
         leaves_key=key,
         ancestor_rev=report.ancestor_rev,
@@ -317,32 +343,19 @@ async def record(
             for b in report.branches
         ],
         ancestor=report.ancestor,
-        result_rev=result_rev if soft else None,
-        resolved_by=WORKER_ACTOR if soft else None,
-        resolved_at=utc_now() if soft else None,
+        merge_rev=merge_rev if soft else None,
     )
     session.add(conflict)
     await session.flush()
-    if case_id is not None:
-        session.add(
-            CaseEvent(
-                case_id=case_id,
-                actor=WORKER_ACTOR,
-                action="conflict_merged" if soft else "conflict_found",
-                reason=(
-                    "离线编辑冲突已自动合并 / offline edits merged automatically"
-                    if soft
-                    else "离线编辑冲突，需网格长裁决 / conflicting offline edits wait for the grid leader"
-                ),
-                details={
-                    "finding": report.doc_id,
-                    "conflict": conflict.id,
-                    "kind": report.kind,
-                    "fields": report.fields,
-                    "leaves": report.leaves,
-                    "result_rev": result_rev,
-                },
-            )
+    if not soft:
+        conflict_event(
+            session,
+            conflict,
+            "conflict_found",
+            "离线编辑冲突，需网格长裁决 / conflicting offline edits wait for the grid leader",
+            kind=report.kind,
+            fields=report.fields,
+            leaves=report.leaves,
         )
     return conflict
 
@@ -371,14 +384,5 @@ async def settle_resolved_elsewhere(session: AsyncSession, rows: Sequence[Mappin
         conflict.resolved_by = WORKER_ACTOR
         conflict.resolved_at = utc_now()
         session.add(conflict)
-        if conflict.case_id is not None:
-            session.add(
-                CaseEvent(
-                    case_id=conflict.case_id,
-                    actor=WORKER_ACTOR,
-                    action="conflict_superseded",
-                    reason="冲突已在别处解决 / the conflict was settled outside gridpatrol",
-                    details={"finding": conflict.doc_id, "conflict": conflict.id, "rev": conflict.result_rev},
-                )
-            )
+        conflict_event(session, conflict, "conflict_superseded", SETTLED_ELSEWHERE, rev=conflict.result_rev)
     return len(open_rows)

@@ -25,16 +25,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DOCUMENT_TYPES, SERVER_ONLY_TYPES
 from server.db.models import FeedCheckpoint, FeedLease, WorkerHeartbeat, utc_now
 from server.runtime import Runtime
-from sync.conflicts import (
-    ConflictReport,
-    ConflictWriteError,
-    examine,
-    settle_resolved_elsewhere,
-    write_resolution,
-)
+from sync.conflicts import ConflictReport, examine, settle_resolved_elsewhere
 from sync.conflicts import record as record_conflict
 from sync.couch import CouchError
 from sync.merge import JoinCache, apply_page
+from sync.merge_outbox import plan_merge, settle_pending
 from sync.writeback import publish_statuses
 
 __all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
@@ -191,6 +186,7 @@ class ChangeFollower:
         rows = page.get("results", [])
         last_seq = str(page.get("last_seq", since or 0))
         if not rows and last_seq == (since or "0"):
+            await self._settle_merges(db, stats, [])
             return 0
         conflicts = await self._examine_conflicts(db, rows)
         counts: dict[str, int] = {}
@@ -215,12 +211,7 @@ class ChangeFollower:
                     counts[outcome.action] = counts.get(outcome.action, 0) + 1
                     if outcome.action == "invalid":
                         log.warning("invalid document %s in %s: %s", outcome.doc_id, db, outcome.detail)
-                for report, result_rev in conflicts:
-                    if await record_conflict(
-                        session, source_db=db, report=report, result_rev=result_rev, grid=grid
-                    ):
-                        key = f"conflict_{report.kind}"
-                        counts[key] = counts.get(key, 0) + 1
+                await self._record_conflicts(session, db, grid, conflicts, counts)
                 superseded = await settle_resolved_elsewhere(session, rows)
                 if superseded:
                     counts["conflict_superseded"] = counts.get("conflict_superseded", 0) + superseded
@@ -237,38 +228,54 @@ class ChangeFollower:
         for key, value in counts.items():
             stats.outcomes[key] = stats.outcomes.get(key, 0) + value
         stats.changes += len(rows)
+        await self._settle_merges(db, stats, conflicts)
         return len(rows)
 
-    async def _examine_conflicts(
-        self, db: str, rows: list[dict[str, Any]]
-    ) -> list[tuple[ConflictReport, str | None]]:
+    # --- conflicts: classified before the page, recorded in it, soft merges written after it ----
+    # (sync/merge_outbox.py: a merge written to CouchDB is recorded in SQL first, never lost)
+
+    async def _examine_conflicts(self, db: str, rows: list[dict[str, Any]]) -> list[ConflictReport]:
         """Classify every conflicted field document of the page (findings, visits, patrols,
-        installations, follow-ups, alerts); merge the soft ones in CouchDB."""
-        found: list[tuple[ConflictReport, str | None]] = []
+        installations, follow-ups, alerts). Nothing is written to CouchDB here."""
+        found: list[ConflictReport] = []
         for row in rows:
             doc = row.get("doc") or {}
             if not doc.get("_conflicts") or doc.get("_deleted") or doc.get("type") not in CONFLICT_TYPES:
                 continue
             report = await examine(self.runtime.couch, db, doc)
-            if report is None:
-                continue
-            result_rev: str | None = None
-            if report.merged is not None:
-                try:
-                    result_rev = await write_resolution(
-                        self.runtime.couch,
-                        db,
-                        report.doc_id,
-                        report.merged,
-                        report.winner_rev,
-                        [rev for rev in report.leaves if rev != report.winner_rev],
-                    )
-                except ConflictWriteError as exc:
-                    # The document moved on meanwhile: its next change brings the conflict back.
-                    log.warning("soft merge of %s not written: %s", report.doc_id, exc)
-                    continue
-            found.append((report, result_rev))
+            if report is not None:
+                found.append(report)
         return found
+
+    async def _record_conflicts(
+        self,
+        session: AsyncSession,
+        db: str,
+        grid: str,
+        conflicts: list[ConflictReport],
+        counts: dict[str, int],
+    ) -> None:
+        """In the page's transaction: hard conflicts open for the leader, soft ones pending with
+        the revision their merge will have."""
+        for report in conflicts:
+            merge_rev = plan_merge(report).merge_rev if report.merged is not None else None
+            if await record_conflict(session, source_db=db, report=report, grid=grid, merge_rev=merge_rev):
+                key = f"conflict_{report.kind}"
+                counts[key] = counts.get(key, 0) + 1
+
+    async def _settle_merges(self, db: str, stats: FeedStats, examined: list[ConflictReport]) -> None:
+        """After the page's commit: write this feed's pending merges to CouchDB and mark them (also
+        those a failed or killed pass left pending)."""
+        settled = await settle_pending(
+            self.runtime.sessions,
+            self.runtime.couch,
+            db,
+            holder=self.worker_id,
+            lease_s=self.lease_s,
+            examined=examined,
+        )
+        for key, value in settled.items():
+            stats.outcomes[key] = stats.outcomes.get(key, 0) + value
 
     async def run_once(self) -> FeedStats:
         """Drain every feed this worker can lease, then publish pending statuses. Leases are

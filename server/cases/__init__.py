@@ -3,6 +3,7 @@
 from server.cases._access import CASE_READER_ROLES, CASE_WRITER_ROLES, CaseAccess
 from server.cases._calendar import CalendarError, Deadline, WorkCalendar, load_calendar
 from server.cases._controller import CaseController
+from server.cases._dispatching import DispatchActions
 from server.cases._lifecycle import CaseActions
 from server.cases._query import BBox, CaseFilters
 from server.cases._schemas import CaseDetailPublic, CasePublic, CasesPublic, FindingPublic, PhotoLink
@@ -24,6 +25,7 @@ __all__ = [
     "CaseReader",
     "CasesPublic",
     "Deadline",
+    "DispatchActions",
     "FindingPublic",
     "PhotoLink",
     "TransitionFacts",

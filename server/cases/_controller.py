@@ -1,4 +1,5 @@
-"""``/api/cases``: read cases in scope, take loop steps, dispatch, answer dispatches, follow up."""
+"""``/api/cases``: read cases in scope, take loop steps, dispatch, answer, cancel and reassign
+dispatches, follow up."""
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -11,13 +12,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
 from server.cases._access import CASE_READER_ROLES
+from server.cases._dispatching import DispatchActions
 from server.cases._lifecycle import CaseActions
 from server.cases._query import BBox, CaseFilters
 from server.cases._schemas import (
     CaseDetailPublic,
     CasesPublic,
     DispatchAcknowledge,
+    DispatchCancel,
     DispatchCreate,
+    DispatchReassign,
     DispatchReport,
     FollowUpCreate,
     TransitionCreate,
@@ -102,7 +106,7 @@ class CaseController(Controller):
         case_id: str,
         data: DispatchCreate,
     ) -> CaseDetailPublic:
-        await CaseActions(runtime, session, principal).dispatch(case_id, data)
+        await DispatchActions(runtime, session, principal).dispatch(case_id, data)
         return await self._answer(runtime, session, principal, case_id)
 
     @post(
@@ -119,7 +123,7 @@ class CaseController(Controller):
         dispatch_id: int,
         data: DispatchAcknowledge,
     ) -> CaseDetailPublic:
-        await CaseActions(runtime, session, principal).acknowledge(case_id, dispatch_id, data)
+        await DispatchActions(runtime, session, principal).acknowledge(case_id, dispatch_id, data)
         return await self._answer(runtime, session, principal, case_id)
 
     @post(
@@ -136,7 +140,41 @@ class CaseController(Controller):
         dispatch_id: int,
         data: DispatchReport,
     ) -> CaseDetailPublic:
-        await CaseActions(runtime, session, principal).report(case_id, dispatch_id, data)
+        await DispatchActions(runtime, session, principal).report(case_id, dispatch_id, data)
+        return await self._answer(runtime, session, principal, case_id)
+
+    @post(
+        "/{case_id:str}/dispatches/{dispatch_id:int}/cancel",
+        summary="Withdraw an unreported dispatch (wrong department), with a reason",
+        status_code=200,
+    )
+    async def cancel_dispatch(
+        self,
+        runtime: Runtime,
+        session: AsyncSession,
+        principal: Principal,
+        case_id: str,
+        dispatch_id: int,
+        data: DispatchCancel,
+    ) -> CaseDetailPublic:
+        await DispatchActions(runtime, session, principal).cancel(case_id, dispatch_id, data)
+        return await self._answer(runtime, session, principal, case_id)
+
+    @post(
+        "/{case_id:str}/dispatches/{dispatch_id:int}/reassign",
+        summary="Give an unreported dispatch to another department, with a reason",
+        status_code=200,
+    )
+    async def reassign_dispatch(
+        self,
+        runtime: Runtime,
+        session: AsyncSession,
+        principal: Principal,
+        case_id: str,
+        dispatch_id: int,
+        data: DispatchReassign,
+    ) -> CaseDetailPublic:
+        await DispatchActions(runtime, session, principal).reassign(case_id, dispatch_id, data)
         return await self._answer(runtime, session, principal, case_id)
 
     @post("/{case_id:str}/follow-ups", summary="Record the resident follow-up (回访) and satisfaction")

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import col, select
 
-from server.db.models import Case, CaseDispatch, CaseState, Finding, as_utc
+from server.db.models import Case, CaseDispatch, CaseState, DispatchState, Finding, as_utc
 from server.errors import ApiError
 
 __all__ = [
@@ -97,19 +97,21 @@ def overdue_clause(now: datetime) -> ColumnElement[bool]:
 
 
 def department_clause(department: str, *, whole_set: bool = False) -> ColumnElement[bool]:
-    """The case was dispatched to this department (at any time).
+    """The case was dispatched to this department (at any time), and that dispatch was not
+    cancelled: a cancelled dispatch is no longer the department's work.
 
     A page walks cases newest first and stops after a page: a correlated EXISTS (one index seek on
     (department_code, case_id) per case looked at) is cheapest. A count needs the whole set: an
     uncorrelated ``id IN (SELECT ...)`` builds it once. (PostgreSQL plans both as semi-joins;
     SQLite takes them literally.)
     """
+    live = col(CaseDispatch.state) != DispatchState.CANCELLED
     if whole_set:
         return col(Case.id).in_(
-            select(CaseDispatch.case_id).where(col(CaseDispatch.department_code) == department)
+            select(CaseDispatch.case_id).where(col(CaseDispatch.department_code) == department, live)
         )
     return exists().where(
-        col(CaseDispatch.department_code) == department, col(CaseDispatch.case_id) == col(Case.id)
+        col(CaseDispatch.department_code) == department, col(CaseDispatch.case_id) == col(Case.id), live
     )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.conflicts import ConflictPublic
 from server.db.models import CaseState, Satisfaction
 from server.refusals import RefusalPublic
 
@@ -14,8 +15,10 @@ __all__ = [
     "CasePublic",
     "CasesPublic",
     "DispatchAcknowledge",
+    "DispatchCancel",
     "DispatchCreate",
     "DispatchPublic",
+    "DispatchReassign",
     "DispatchReport",
     "FindingPublic",
     "FollowUpCreate",
@@ -108,6 +111,23 @@ class DispatchCreate(_Input):
     expected_version: int | None = None
 
 
+class DispatchCancel(_Input):
+    reason: Reason
+    """Why the dispatch is withdrawn (wrong department, no longer needed)."""
+    expected_version: int | None = None
+
+
+class DispatchReassign(_Input):
+    department: Annotated[str, Field(min_length=1, max_length=32)]
+    """The taxonomy department that takes the dispatch over."""
+    reason: Reason
+    working_days: Annotated[int | None, Field(ge=1, le=60)] = None
+    """Deadline from now in working days; the cancelled dispatch's allowance when omitted."""
+    instructions: Annotated[str | None, Field(max_length=2000)] = None
+    """The cancelled dispatch's instructions when omitted."""
+    expected_version: int | None = None
+
+
 class DispatchAcknowledge(_Input):
     note: Annotated[str, Field(max_length=2000)] = ""
 
@@ -144,6 +164,8 @@ class DispatchPublic(BaseModel):
     department_name_zh: str | None
     department_name_en: str | None
     state: str
+    state_label_zh: str
+    state_label_en: str
     instructions: str
     working_days: int
     dispatched_by: str
@@ -151,12 +173,18 @@ class DispatchPublic(BaseModel):
     deadline_at: datetime
     deadline_provisional: bool
     overdue: bool
-    """Deadline passed and no report yet."""
+    """Deadline passed and neither a report nor a cancellation yet."""
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     reported_by: str | None
     reported_at: datetime | None
     report: str
+    cancelled_by: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str
+    reassigned_to: int | None
+    """The dispatch to another department that replaced this one."""
+    reassigned_from: int | None
 
 
 class FollowUpPublic(BaseModel):
@@ -178,3 +206,5 @@ class CaseDetailPublic(CasePublic):
     follow_ups: list[FollowUpPublic]
     refusals: list[RefusalPublic]
     """Pushes of this case's findings that the gateway refused."""
+    conflicts: list[ConflictPublic]
+    """Offline edits of this case's findings that clashed: open, being merged, or settled."""

@@ -23,14 +23,19 @@ from server.cases._schemas import (
     PhotoLink,
 )
 from server.cases._transitions import allowed_targets
+from server.conflicts import conflict_public
 from server.db.models import (
     CASE_STATE_LABELS,
+    DISPATCH_STATE_LABELS,
+    OPEN_DISPATCH_STATES,
     SATISFACTION_LABELS,
     Case,
     CaseDispatch,
     CaseEvent,
     CaseFollowUp,
     CaseState,
+    Conflict,
+    DispatchState,
     Finding,
     Refusal,
     Role,
@@ -198,6 +203,11 @@ class CaseReader:
             if doc_ids
             else []
         )
+        conflicts = (
+            await self.session.exec(
+                select(Conflict).where(col(Conflict.case_id) == case.id).order_by(col(Conflict.id))
+            )
+        ).all()
         base = self.public(case, findings, dispatches, now)
         return CaseDetailPublic(
             **base.model_dump(),
@@ -219,6 +229,7 @@ class CaseReader:
             ],
             follow_ups=[self.follow_up_public(f) for f in follow_ups],
             refusals=[refusal_public(r, zone) for r in refusals],
+            conflicts=[conflict_public(c, zone) for c in conflicts],
         )
 
     def follow_up_public(self, row: CaseFollowUp) -> FollowUpPublic:
@@ -238,6 +249,7 @@ class CaseReader:
     def dispatch_public(self, row: CaseDispatch, now: datetime) -> DispatchPublic:
         zone = self.runtime.settings.timezone
         department = self.runtime.taxonomy.departments.get(row.department_code)
+        label_zh, label_en = DISPATCH_STATE_LABELS[DispatchState(row.state)]
 
         def local(value: datetime | None) -> datetime | None:
             return to_local(value, zone) if value is not None else None
@@ -248,18 +260,25 @@ class CaseReader:
             department_name_zh=department.name_zh if department else None,
             department_name_en=department.name_en if department else None,
             state=str(row.state),
+            state_label_zh=label_zh,
+            state_label_en=label_en,
             instructions=row.instructions,
             working_days=row.working_days,
             dispatched_by=row.dispatched_by,
             dispatched_at=to_local(row.dispatched_at, zone),
             deadline_at=to_local(row.deadline_at, zone),
             deadline_provisional=row.deadline_provisional,
-            overdue=row.reported_at is None and as_utc(row.deadline_at) < now,
+            overdue=row.state in OPEN_DISPATCH_STATES and as_utc(row.deadline_at) < now,
             acknowledged_by=row.acknowledged_by,
             acknowledged_at=local(row.acknowledged_at),
             reported_by=row.reported_by,
             reported_at=local(row.reported_at),
             report=row.report,
+            cancelled_by=row.cancelled_by,
+            cancelled_at=local(row.cancelled_at),
+            cancel_reason=row.cancel_reason,
+            reassigned_to=row.reassigned_to,
+            reassigned_from=row.reassigned_from,
         )
 
     def public(

@@ -8,14 +8,8 @@ from litestar.params import Parameter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
-from server.merging._schemas import (
-    CaseMergeInput,
-    CaseSplitInput,
-    ConflictPublic,
-    ConflictResolveInput,
-    ConflictsPublic,
-    MergeResultPublic,
-)
+from server.conflicts import ConflictPublic, ConflictsPublic
+from server.merging._schemas import CaseMergeInput, CaseSplitInput, ConflictResolveInput, MergeResultPublic
 from server.merging._service import CaseMerger, ConflictDesk
 from server.runtime import Runtime
 

@@ -1,16 +1,13 @@
 """Inputs and outputs of the split / merge and conflict endpoints."""
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "CaseMergeInput",
     "CaseSplitInput",
-    "ConflictPublic",
     "ConflictResolveInput",
-    "ConflictsPublic",
     "MergeResultPublic",
 ]
 
@@ -56,27 +53,3 @@ class ConflictResolveInput(_Input):
         if (self.choose is None) == (not self.fields):
             raise ValueError("give either choose (a revision) or fields (field -> revision)")
         return self
-
-
-class ConflictPublic(BaseModel):
-    id: int
-    doc_id: str
-    case_id: str | None
-    grid_code: str | None
-    kind: str
-    status: str
-    fields: list[str]
-    winner_rev: str
-    ancestor_rev: str | None
-    ancestor: dict[str, Any] | None
-    branches: list[dict[str, Any]]
-    """Side by side: each leaf's rev, author, device, changed fields and body (photos listed)."""
-    result_rev: str | None
-    resolved_by: str | None
-    resolved_at: datetime | None
-    created_at: datetime
-
-
-class ConflictsPublic(BaseModel):
-    data: list[ConflictPublic]
-    count: int

@@ -11,7 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from field_schema import DocumentInvalid, validate_document
 from server.auth import Principal
 from server.cases import CaseReader
-from server.cases._lifecycle import compare_and_set, refresh_open_deadline
+from server.cases._lifecycle import compare_and_set, open_dispatch, refresh_open_deadline
+from server.conflicts import ConflictPublic, ConflictsPublic, conflict_public
 from server.db.models import (
     Case,
     CaseDispatch,
@@ -24,10 +25,10 @@ from server.db.models import (
     utc_now,
 )
 from server.errors import ApiError
-from server.localtime import to_local
-from server.merging._schemas import ConflictPublic, ConflictResolveInput, ConflictsPublic, MergeResultPublic
+from server.merging._schemas import ConflictResolveInput, MergeResultPublic
 from server.runtime import Runtime
 from sync.case_numbers import allocate_case_numbers
+from sync.case_view import refresh_case_view
 from sync.conflicts import ConflictWriteError, compose, fetch_branches, write_resolution
 from sync.couch import CouchError, CouchNotFound
 
@@ -75,10 +76,11 @@ class CaseMerger:
 
     async def _move_open_dispatches(self, source: Case, target: Case) -> list[dict[str, object]]:
         """Departments still working on the absorbed case now answer on the surviving one. Reported
-        dispatches stay on the absorbed case: they are its history and need nothing more."""
+        and cancelled dispatches stay on the absorbed case: they are its history and need nothing
+        more."""
         rows = await self.session.exec(
             select(CaseDispatch)
-            .where(col(CaseDispatch.case_id) == source.id, col(CaseDispatch.reported_at).is_(None))
+            .where(col(CaseDispatch.case_id) == source.id, open_dispatch())
             .order_by(col(CaseDispatch.id))
         )
         moved: list[dict[str, object]] = []
@@ -128,6 +130,9 @@ class CaseMerger:
         await self.session.flush()
         for finding in moving:
             self._move(finding, new_case, "split")
+        # Both cases show what their live findings say now (as after a revision or a withdrawal).
+        await refresh_case_view(self.session, case)
+        await refresh_case_view(self.session, new_case)
         moved = [f.doc_id for f in moving]
         actor = self.principal.username
         self.session.add(
@@ -182,6 +187,7 @@ class CaseMerger:
         moving = await self._findings(other.id)
         for finding in moving:
             self._move(finding, case, "merged")
+        await refresh_case_view(self.session, case)  # the absorbed case keeps what it showed last
         moved = [f.doc_id for f in moving]
         dispatches = await self._move_open_dispatches(other, case)
         actor = self.principal.username
@@ -269,29 +275,15 @@ class ConflictDesk:
         return conflict
 
     def public(self, conflict: Conflict) -> ConflictPublic:
-        """Times as people read them (local, with offset), like every other case time."""
-        assert conflict.id is not None
-        zone = self.runtime.settings.timezone
-        return ConflictPublic(
-            id=conflict.id,
-            doc_id=conflict.doc_id,
-            case_id=conflict.case_id,
-            grid_code=conflict.grid_code,
-            kind=conflict.kind,
-            status=conflict.status,
-            fields=list(conflict.fields),
-            winner_rev=conflict.winner_rev,
-            ancestor_rev=conflict.ancestor_rev,
-            ancestor=conflict.ancestor,
-            branches=list(conflict.branches),
-            result_rev=conflict.result_rev,
-            resolved_by=conflict.resolved_by,
-            resolved_at=to_local(conflict.resolved_at, zone) if conflict.resolved_at is not None else None,
-            created_at=to_local(conflict.created_at, zone),
-        )
+        return conflict_public(conflict, self.runtime.settings.timezone)
 
     async def resolve(self, conflict_id: int, choice: ConflictResolveInput) -> ConflictPublic:
         conflict = await self.get(conflict_id)
+        if conflict.status == ConflictStatus.MERGE_PENDING:
+            raise _conflict_error(
+                "该冲突正在自动合并，无需裁决",
+                "this conflict is being merged automatically; nothing to decide",
+            )
         if conflict.status != ConflictStatus.OPEN:
             raise _conflict_error("该冲突已处理", "this conflict is already settled")
         couch, db = self.runtime.couch, conflict.source_db

@@ -1,15 +1,13 @@
 """A grid leader splits what the worker joined, or merges two cases, by hand."""
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from server.cases._lifecycle import refresh_open_deadline
-from server.db.models import Case, CaseDispatch, CaseEvent, CaseLink, Finding
-from tests.support.cases import add_case, finding_row
+from server.db.models import Case, CaseEvent, CaseLink, Finding
+from tests.support.cases import add_case, finding_row, miss_deadline
 from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.stack import Stack
 
@@ -125,14 +123,7 @@ async def test_merge_moves_open_dispatches_and_deadline(stack: Stack) -> None:
             f"/api/cases/{absorbed}/dispatches/{fire}/report", json={"report": "已查"}
         )
         assert reported.status_code == 200, reported.text
-    async with stack.runtime.sessions() as session:  # the police station misses its deadline
-        await session.exec(
-            update(CaseDispatch)
-            .where(col(CaseDispatch.id) == police)
-            .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-        await refresh_open_deadline(session, absorbed)
-        await session.commit()
+    await miss_deadline(stack.runtime.sessions, absorbed, police)  # the police station misses its deadline
     async with stack.http("lead1") as lead:
         overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
         assert [c["id"] for c in overdue["data"]] == [absorbed]
@@ -203,3 +194,39 @@ async def test_merge_refuses_unassigned_cases_of_other_intake_grids(stack: Stack
         allowed = await admin.post(f"/api/cases/{first.id}/merge", json={"other_case_id": same.id})
         assert allowed.status_code == 200, allowed.text
     assert (await placed(stack))["u-2"] == second.id
+
+
+async def test_split_and_merge_recompute_what_the_cases_show(stack: Stack) -> None:
+    """Severity (highest live finding) and location (first live finding) follow the findings a
+    split or merge leaves in each case, as after a revision or a withdrawal."""
+    await write(
+        stack,
+        hazard("vol1", doc_id="r-0", point=near(0), photo=False, severity="high"),
+        hazard("vol1", doc_id="r-1", point=near(5), photo=False, severity="low"),
+        hazard("vol1", doc_id="r-2", point=near(10), photo=False, severity="medium"),
+    )
+    await stack.run_worker()
+    case_id = (await placed(stack))["r-0"]
+    assert set((await placed(stack)).values()) == {case_id}
+    async with stack.runtime.sessions() as session:
+        where = {f.doc_id: (f.lat, f.lon) for f in (await session.exec(select(Finding))).all()}
+
+    async with stack.http("lead1") as client:
+        before = (await client.get(f"/api/cases/{case_id}")).json()
+        assert before["severity"] == "high" and (before["lat"], before["lon"]) == where["r-0"]
+        split = await client.post(
+            f"/api/cases/{case_id}/split", json={"findings": ["r-0"], "reason": "另一处飞线"}
+        )
+        assert split.status_code == 201, split.text
+        rest = (await client.get(f"/api/cases/{case_id}")).json()
+        new = (await client.get(f"/api/cases/{split.json()['case_id']}")).json()
+        assert rest["severity"] == "medium" and (rest["lat"], rest["lon"]) == where["r-1"]
+        assert new["severity"] == "high" and (new["lat"], new["lon"]) == where["r-0"]
+        listed = {c["id"]: c["severity"] for c in (await client.get("/api/cases")).json()["data"]}
+        assert listed == {case_id: "medium", new["id"]: "high"}
+
+        # Merged back, the surviving case shows the highest and the first of all three again.
+        merged = await client.post(f"/api/cases/{case_id}/merge", json={"other_case_id": new["id"]})
+        assert merged.status_code == 200, merged.text
+        back = (await client.get(f"/api/cases/{case_id}")).json()
+        assert back["severity"] == "high" and (back["lat"], back["lon"]) == where["r-0"]

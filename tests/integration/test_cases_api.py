@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from server.cases._lifecycle import refresh_open_deadline
-from server.db.models import Case, CaseDispatch, CaseState, Finding, Refusal, as_utc
+from server.db.models import Case, CaseState, Finding, Refusal, as_utc
 from sync.writeback import publish_statuses, status_doc_id
-from tests.support.cases import add_case
+from tests.support.cases import add_case, add_department_user, miss_deadline
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -39,21 +38,6 @@ async def _status_version(stack: Stack, doc_id: str) -> int:
 async def _step(client: httpx.AsyncClient, case_id: str, to: str, **extra: Any) -> httpx.Response:
     body = {"to": to, "reason": f"理由：转到 {to}", **extra}
     return await client.post(f"/api/cases/{case_id}/transitions", json=body)
-
-
-async def _department_user(stack: Stack, username: str, department: str) -> None:
-    async with stack.http("root") as admin:
-        created = await admin.post(
-            "/api/users",
-            json={
-                "username": username,
-                "password": f"{username}-password",
-                "role": "department",
-                "department": department,
-            },
-        )
-        assert created.status_code == 201, created.text
-        assert created.json()["department"] == department
 
 
 async def test_leader_walks_the_loop_audited_and_written_back(stack: Stack) -> None:
@@ -151,8 +135,8 @@ async def test_roles_and_grids_are_checked_on_every_action(stack: Stack) -> None
 
 
 async def test_joint_dispatch_acknowledge_report_and_overdue(stack: Stack) -> None:
-    await _department_user(stack, "police1", "police")
-    await _department_user(stack, "fire1", "fire")
+    await add_department_user(stack, "police1", "police")
+    await add_department_user(stack, "fire1", "fire")
     case_id = await _case(stack, doc="hazard-joint", summary="兰溪路生鲜店噪声扰民", concern="02-01")
     other_id = await _case(stack, doc="hazard-other")
     async with stack.http() as client:
@@ -219,14 +203,7 @@ async def test_joint_dispatch_acknowledge_report_and_overdue(stack: Stack) -> No
         assert twice.status_code == 409
 
     # The fire station misses its deadline.
-    async with stack.runtime.sessions() as session:
-        await session.exec(
-            update(CaseDispatch)
-            .where(col(CaseDispatch.id) == fire_dispatch)
-            .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-        await refresh_open_deadline(session, case_id)
-        await session.commit()
+    await miss_deadline(stack.runtime.sessions, case_id, fire_dispatch)
     async with stack.http("lead1") as lead:
         overdue = (await lead.get("/api/cases", params={"overdue": "true"})).json()
         assert [c["id"] for c in overdue["data"]] == [case_id]
@@ -435,7 +412,7 @@ async def test_departments_are_the_taxonomy_list_managed_by_admins(stack: Stack)
 
 async def test_read_only_roles_cannot_split_or_merge(stack: Stack) -> None:
     """Split and merge check the case through ``CaseReader``: reading roles must not pass there."""
-    await _department_user(stack, "police2", "police")
+    await add_department_user(stack, "police2", "police")
     case_id = await _case(stack, doc="hazard-split-a")
     other_id = await _case(stack, doc="hazard-split-b")
     async with stack.http("lead1") as lead:
@@ -460,7 +437,7 @@ async def test_read_only_roles_cannot_split_or_merge(stack: Stack) -> None:
 
 async def test_every_case_change_moves_updated_at(stack: Stack) -> None:
     """The worker's join cache refreshes candidates from ``cases.updated_at``."""
-    await _department_user(stack, "police1", "police")
+    await add_department_user(stack, "police1", "police")
     case_id = await _case(stack, doc="hazard-touched")
     long_ago = datetime(2020, 1, 1, tzinfo=UTC)
 

@@ -4,7 +4,6 @@ it when different fields changed (soft), keeps it for the grid leader when the s
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -12,54 +11,20 @@ from sqlmodel import col, select
 from server.db.models import CaseEvent, Conflict, Finding
 from sync.couch import CouchNotFound
 from tests.conftest import TabletFactory
+from tests.support.conflicts import converged, edit, two_tablets_with
 from tests.support.docs import hazard, visit
 from tests.support.stack import Stack
-from tests.support.tablet import Tablet
 
 pytestmark = pytest.mark.integration
-
-
-async def _two_tablets_with(
-    stack: Stack, tablet_factory: TabletFactory, doc: dict[str, Any]
-) -> tuple[Tablet, Tablet]:
-    """vol1's phone and tablet both hold revision 1 of ``doc``."""
-    first = await tablet_factory("vol1")
-    second = await tablet_factory("vol1")
-    await first.put(doc)
-    assert (await first.push())["docs_written"] == 1
-    await stack.run_worker()
-    assert (await second.pull())["ok"] is True
-    assert (await second.get(doc["_id"]))["note"] == doc["note"]
-    return first, second
-
-
-async def _edit(tablet: Tablet, doc_id: str, **changes: Any) -> None:
-    current = await tablet.get(doc_id)
-    await tablet.put({**current, **changes})
-
-
-async def _converged(stack: Stack, doc_id: str, *tablets: Tablet) -> list[dict[str, Any]]:
-    seen = []
-    for tablet in tablets:
-        assert (await tablet.pull())["ok"] is True
-        seen.append(await tablet.get(doc_id, conflicts=True))
-    server = await stack.runtime.couch.get_doc(
-        stack.settings.couch.grid_db("ZR01"), doc_id, params={"conflicts": "true"}
-    )
-    for doc in seen:
-        assert "_conflicts" not in doc or doc["_conflicts"] == []
-        assert doc["_rev"] == server["_rev"]
-    assert "_conflicts" not in server
-    return seen
 
 
 async def test_soft_conflict_is_merged_and_tablets_converge(
     stack: Stack, tablet_factory: TabletFactory
 ) -> None:
     doc = hazard("vol1", doc_id="h-soft", note="楼道飞线", photo=False)
-    first, second = await _two_tablets_with(stack, tablet_factory, doc)
-    await _edit(first, "h-soft", note="楼道飞线，三楼")  # one changes the note
-    await _edit(second, "h-soft", severity="high")  # the other the severity
+    first, second = await two_tablets_with(stack, tablet_factory, doc)
+    await edit(first, "h-soft", note="楼道飞线，三楼")  # one changes the note
+    await edit(second, "h-soft", severity="high")  # the other the severity
     assert (await first.push())["docs_written"] == 1
     assert (await second.push())["docs_written"] == 1
     stored = await stack.runtime.couch.get_doc(
@@ -81,7 +46,7 @@ async def test_soft_conflict_is_merged_and_tablets_converge(
     assert finding is not None and finding.note == "楼道飞线，三楼" and finding.severity == "high"
     assert finding.rev == conflict.result_rev
 
-    for seen in await _converged(stack, "h-soft", first, second):
+    for seen in await converged(stack, "h-soft", first, second):
         assert seen["note"] == "楼道飞线，三楼"
         assert seen["severity"] == "high"
     # Nothing is left to merge: another pass records nothing new.
@@ -92,9 +57,9 @@ async def test_hard_conflict_waits_for_the_leader_whose_choice_tablets_converge_
     stack: Stack, tablet_factory: TabletFactory
 ) -> None:
     doc = hazard("vol1", doc_id="h-hard", note="三楼飞线", photo=False)
-    first, second = await _two_tablets_with(stack, tablet_factory, doc)
-    await _edit(first, "h-hard", note="三楼飞线，已劝离")
-    await _edit(second, "h-hard", note="四楼飞线", severity="high")
+    first, second = await two_tablets_with(stack, tablet_factory, doc)
+    await edit(first, "h-hard", note="三楼飞线，已劝离")
+    await edit(second, "h-hard", note="四楼飞线", severity="high")
     await first.push()
     await second.push()
 
@@ -148,16 +113,16 @@ async def test_hard_conflict_waits_for_the_leader_whose_choice_tablets_converge_
     assert finding is not None and finding.note == "三楼飞线，已劝离" and finding.severity == "high"
     assert finding.rev == resolved.json()["result_rev"]
     assert {"conflict_found", "conflict_resolved"} <= set(actions)
-    for seen in await _converged(stack, "h-hard", first, second):
+    for seen in await converged(stack, "h-hard", first, second):
         assert seen["note"] == "三楼飞线，已劝离"
         assert seen["severity"] == "high"
 
 
 async def test_leader_chooses_a_whole_branch(stack: Stack, tablet_factory: TabletFactory) -> None:
     doc = hazard("vol1", doc_id="h-choose", note="原始", photo=False)
-    first, second = await _two_tablets_with(stack, tablet_factory, doc)
-    await _edit(first, "h-choose", note="甲")
-    await _edit(second, "h-choose", note="乙")
+    first, second = await two_tablets_with(stack, tablet_factory, doc)
+    await edit(first, "h-choose", note="甲")
+    await edit(second, "h-choose", note="乙")
     await first.push()
     await second.push()
     await stack.run_worker()
@@ -168,7 +133,7 @@ async def test_leader_chooses_a_whole_branch(stack: Stack, tablet_factory: Table
         assert bad.status_code == 400
         ok = await client.post(f"/api/conflicts/{conflict['id']}/resolve", json={"choose": rev})
         assert ok.status_code == 200, ok.text
-    for seen in await _converged(stack, "h-choose", first, second):
+    for seen in await converged(stack, "h-choose", first, second):
         assert seen["note"] == "乙"
 
 
@@ -203,9 +168,9 @@ async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
 
 async def test_conflict_settled_outside_is_closed(stack: Stack, tablet_factory: TabletFactory) -> None:
     doc = hazard("vol1", doc_id="h-elsewhere", note="原始", photo=False)
-    first, second = await _two_tablets_with(stack, tablet_factory, doc)
-    await _edit(first, "h-elsewhere", note="甲")
-    await _edit(second, "h-elsewhere", note="乙")
+    first, second = await two_tablets_with(stack, tablet_factory, doc)
+    await edit(first, "h-elsewhere", note="甲")
+    await edit(second, "h-elsewhere", note="乙")
     await first.push()
     await second.push()
     assert (await stack.run_worker())["conflict_hard"] == 1
@@ -236,10 +201,10 @@ async def test_conflicts_of_other_field_documents_are_found_too(
         await first.put(doc)
     assert (await first.push())["docs_written"] == 2
     assert (await second.pull())["ok"] is True
-    await _edit(first, "v-soft", note="兰溪路商铺走访，已告知店主")
-    await _edit(second, "v-soft", address="兰溪路90号")
-    await _edit(first, "v-hard", outcome="issue_found")
-    await _edit(second, "v-hard", outcome="no_issue")
+    await edit(first, "v-soft", note="兰溪路商铺走访，已告知店主")
+    await edit(second, "v-soft", address="兰溪路90号")
+    await edit(first, "v-hard", outcome="issue_found")
+    await edit(second, "v-hard", outcome="no_issue")
     await first.push()
     await second.push()
 
@@ -257,7 +222,7 @@ async def test_conflicts_of_other_field_documents_are_found_too(
         assert resolved.status_code == 200, resolved.text
     async with stack.http("lead2") as client:  # another grid's leader sees none of it
         assert (await client.get("/api/conflicts")).json()["count"] == 0
-    for seen in await _converged(stack, "v-soft", first, second):
+    for seen in await converged(stack, "v-soft", first, second):
         assert (seen["note"], seen["address"]) == ("兰溪路商铺走访，已告知店主", "兰溪路90号")
-    for seen in await _converged(stack, "v-hard", first, second):
+    for seen in await converged(stack, "v-hard", first, second):
         assert seen["outcome"] == "no_issue"

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,9 @@ from server.runtime import Runtime
 from server.settings import Settings
 from sync.worker import ChangeFollower
 from tests.support.docs import hazard
-from tests.support.stack import COUCH_ADMIN, GRID_FILE, Stack
+from tests.support.stack import COUCH_ADMIN, GRID_FILE, VENV_GRIDPATROL, Stack, stack_env
 
 pytestmark = pytest.mark.integration
-
-VENV_GRIDPATROL = Path(sys.executable).with_name("gridpatrol")
 
 
 async def load_demo(stack: Stack, count: int, seed: int = 11) -> int:
@@ -72,22 +69,6 @@ async def reference(stack: Stack, tmp_path: Path) -> dict[str, frozenset[str]]:
         return await grouping(runtime)
     finally:
         await runtime.close()
-
-
-def stack_env(stack: Stack, **extra: str) -> dict[str, str]:
-    s = stack.settings
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "GRIDPATROL_ENV": "test",
-        "GRIDPATROL_DATA_DIR": str(s.data_dir),
-        "GRIDPATROL_DATABASE_URL": s.database.url,
-        "GRIDPATROL_COUCH_URL": s.couch.url,
-        "GRIDPATROL_COUCH_USER": s.couch.username,
-        "GRIDPATROL_COUCH_PASSWORD": s.couch.password,
-        "GRIDPATROL_COUCH_DB_PREFIX": s.couch.db_prefix,
-        "GRIDPATROL_SECRET_KEY": s.auth.secret_key,
-        **extra,
-    }
 
 
 # Several workers at once is a PostgreSQL deployment; SQLite deployments run one worker.

@@ -1,12 +1,17 @@
 """Case rows written straight into SQL, for API tests and the case-list benchmark (no tablet, no worker)."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+from sqlmodel import col
+
+from server.cases._lifecycle import refresh_open_deadline
 from server.db import SessionMaker
-from server.db.models import Case, CaseEvent, CaseState, Finding
+from server.db.models import Case, CaseDispatch, CaseEvent, CaseState, Finding
+from tests.support.stack import Stack
 
-__all__ = ["add_case", "case_row", "finding_row"]
+__all__ = ["add_case", "add_department_user", "case_row", "finding_row", "miss_deadline"]
 
 
 def case_row(
@@ -94,3 +99,31 @@ async def add_case(
         await session.commit()
         await session.refresh(case)
     return case
+
+
+async def add_department_user(stack: Stack, username: str, department: str) -> None:
+    """A department account (password ``<username>-password``), created through the users API."""
+    async with stack.http("root") as admin:
+        created = await admin.post(
+            "/api/users",
+            json={
+                "username": username,
+                "password": f"{username}-password",
+                "role": "department",
+                "department": department,
+            },
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["department"] == department
+
+
+async def miss_deadline(sessions: SessionMaker, case_id: str, dispatch_id: int) -> None:
+    """The department lets its dispatch run past the deadline (an hour ago); the case is overdue."""
+    async with sessions() as session:
+        await session.exec(
+            update(CaseDispatch)
+            .where(col(CaseDispatch.id) == dispatch_id)
+            .values(deadline_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+        await refresh_open_deadline(session, case_id)
+        await session.commit()

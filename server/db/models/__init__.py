@@ -13,6 +13,8 @@ from server.db.models._case import (
 from server.db.models._common import as_utc, utc_now
 from server.db.models._counter import NumberCounter
 from server.db.models._dispatch import (
+    DISPATCH_STATE_LABELS,
+    OPEN_DISPATCH_STATES,
     SATISFACTION_LABELS,
     CaseDispatch,
     CaseFollowUp,
@@ -21,6 +23,7 @@ from server.db.models._dispatch import (
 )
 from server.db.models._grid import GridArea
 from server.db.models._merge import (
+    CONFLICT_STATUS_LABELS,
     CaseLink,
     Conflict,
     ConflictKind,
@@ -42,6 +45,9 @@ from server.db.models._user import (
 
 __all__ = [
     "CASE_STATE_LABELS",
+    "CONFLICT_STATUS_LABELS",
+    "DISPATCH_STATE_LABELS",
+    "OPEN_DISPATCH_STATES",
     "SATISFACTION_LABELS",
     "AdminAudit",
     "Case",

@@ -1,7 +1,8 @@
 """Dispatches of a case to departments (吹哨报到) and resident follow-ups (回访).
 
-Both are written once and then only move forward (a dispatch is acknowledged, then reported);
-nothing here is ever deleted, and every change also leaves a ``CaseEvent``.
+Both are written once and then only move forward (a dispatch is acknowledged, then reported, or
+cancelled by the leader before it is reported); nothing here is ever deleted, and every change
+also leaves a ``CaseEvent``.
 """
 
 from datetime import datetime
@@ -13,6 +14,8 @@ from sqlmodel import Field, SQLModel
 from server.db.models._common import utc_field
 
 __all__ = [
+    "DISPATCH_STATE_LABELS",
+    "OPEN_DISPATCH_STATES",
     "SATISFACTION_LABELS",
     "CaseDispatch",
     "CaseFollowUp",
@@ -28,6 +31,19 @@ class DispatchState(StrEnum):
     """The department reported in (委办报到) and is handling it."""
     REPORTED = "reported"
     """The department reported back what it did."""
+    CANCELLED = "cancelled"
+    """The leader withdrew it before a report (wrong department, or reassigned to another)."""
+
+
+OPEN_DISPATCH_STATES = (DispatchState.DISPATCHED, DispatchState.ACKNOWLEDGED)
+"""Dispatches a department still has to answer: their deadlines make a case overdue."""
+
+DISPATCH_STATE_LABELS: dict[DispatchState, tuple[str, str]] = {
+    DispatchState.DISPATCHED: ("已派单", "Dispatched"),
+    DispatchState.ACKNOWLEDGED: ("已签收", "Acknowledged"),
+    DispatchState.REPORTED: ("已反馈", "Reported"),
+    DispatchState.CANCELLED: ("已撤销", "Cancelled"),
+}
 
 
 class Satisfaction(StrEnum):
@@ -48,7 +64,8 @@ class CaseDispatch(SQLModel, table=True):
 
     __tablename__ = "case_dispatches"
     __table_args__ = (
-        Index("ix_case_dispatches_department_case", "department_code", "case_id"),
+        # A department's cases: its dispatches that are not cancelled, answered from the index.
+        Index("ix_case_dispatches_department_case", "department_code", "case_id", "state"),
         Index("ix_case_dispatches_open_deadline", "reported_at", "deadline_at"),
     )
 
@@ -69,6 +86,13 @@ class CaseDispatch(SQLModel, table=True):
     reported_by: str | None = Field(default=None, max_length=64)
     reported_at: datetime | None = utc_field(nullable=True)
     report: str = Field(default="", sa_type=Text)
+    cancelled_by: str | None = Field(default=None, max_length=64)
+    cancelled_at: datetime | None = utc_field(nullable=True)
+    cancel_reason: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": ""})
+    reassigned_to: int | None = None
+    """The dispatch that replaced this one when the leader reassigned it to another department."""
+    reassigned_from: int | None = None
+    """The dispatch this one replaced."""
 
 
 class CaseFollowUp(SQLModel, table=True):

@@ -9,7 +9,15 @@ from sqlmodel import Field, SQLModel
 from server.db.models._case import Finding
 from server.db.models._common import utc_field
 
-__all__ = ["CaseLink", "Conflict", "ConflictKind", "ConflictStatus", "FeedLease", "WorkerHeartbeat"]
+__all__ = [
+    "CONFLICT_STATUS_LABELS",
+    "CaseLink",
+    "Conflict",
+    "ConflictKind",
+    "ConflictStatus",
+    "FeedLease",
+    "WorkerHeartbeat",
+]
 
 
 class CaseLink(SQLModel, table=True):
@@ -48,12 +56,24 @@ class ConflictKind:
 class ConflictStatus:
     OPEN = "open"
     """A hard conflict waiting for a leader."""
+    MERGE_PENDING = "merge_pending"
+    """A soft conflict recorded with the page that found it; its merge is still to be written to
+    CouchDB (or written, but not yet confirmed here): the outbox of ``sync/merge_outbox.py``."""
     MERGED = "merged"
-    """A soft conflict merged automatically."""
+    """A soft conflict merged automatically, its merge confirmed in CouchDB."""
     RESOLVED = "resolved"
     """A hard conflict resolved by a leader."""
     SUPERSEDED = "superseded"
     """Settled outside gridpatrol (the other branch deleted on a tablet or in CouchDB)."""
+
+
+CONFLICT_STATUS_LABELS: dict[str, tuple[str, str]] = {
+    ConflictStatus.OPEN: ("待网格长裁决", "Waiting for the grid leader"),
+    ConflictStatus.MERGE_PENDING: ("自动合并待写回", "Automatic merge pending"),
+    ConflictStatus.MERGED: ("已自动合并", "Merged automatically"),
+    ConflictStatus.RESOLVED: ("网格长已裁决", "Resolved by the grid leader"),
+    ConflictStatus.SUPERSEDED: ("已在别处解决", "Settled elsewhere"),
+}
 
 
 class Conflict(SQLModel, table=True):
@@ -79,6 +99,15 @@ class Conflict(SQLModel, table=True):
     """Each leaf: rev, author/device, the body (without attachments data)."""
     ancestor: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     result_rev: str | None = Field(default=None, max_length=200)
+    merge_rev: str | None = Field(default=None, max_length=200)
+    """A soft merge's revision, chosen before it is written (its id follows from what it merges):
+    whether the write landed is one ``_revs_diff`` away."""
+    claimed_by: str | None = Field(default=None, max_length=100)
+    """The worker writing a pending merge now, until ``claimed_until``: one writer at a time."""
+    claimed_until: datetime | None = utc_field(nullable=True)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """Tries to write a pending merge; after ``MAX_MERGE_ATTEMPTS`` it waits for a leader."""
+    last_error: str | None = Field(default=None, sa_type=Text)
     resolved_by: str | None = Field(default=None, max_length=64)
     resolved_at: datetime | None = utc_field(nullable=True)
     created_at: datetime = utc_field()

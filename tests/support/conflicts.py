@@ -1,0 +1,43 @@
+"""Two tablets of one volunteer that edit the same document offline, and what "converged" means."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.support.stack import Stack
+from tests.support.tablet import Tablet
+
+__all__ = ["converged", "edit", "two_tablets_with"]
+
+
+async def two_tablets_with(
+    stack: Stack, tablet_factory: "Callable[..., Awaitable[Tablet]]", doc: dict[str, Any]
+) -> tuple[Tablet, Tablet]:
+    """vol1's phone and tablet both hold revision 1 of ``doc``."""
+    first = await tablet_factory("vol1")
+    second = await tablet_factory("vol1")
+    await first.put(doc)
+    assert (await first.push())["docs_written"] == 1
+    await stack.run_worker()
+    assert (await second.pull())["ok"] is True
+    assert (await second.get(doc["_id"]))["note"] == doc["note"]
+    return first, second
+
+
+async def edit(tablet: Tablet, doc_id: str, **changes: Any) -> None:
+    current = await tablet.get(doc_id)
+    await tablet.put({**current, **changes})
+
+
+async def converged(stack: Stack, doc_id: str, *tablets: Tablet) -> list[dict[str, Any]]:
+    seen = []
+    for tablet in tablets:
+        assert (await tablet.pull())["ok"] is True
+        seen.append(await tablet.get(doc_id, conflicts=True))
+    server = await stack.runtime.couch.get_doc(
+        stack.settings.couch.grid_db("ZR01"), doc_id, params={"conflicts": "true"}
+    )
+    for doc in seen:
+        assert "_conflicts" not in doc or doc["_conflicts"] == []
+        assert doc["_rev"] == server["_rev"]
+    assert "_conflicts" not in server
+    return seen
