@@ -13,7 +13,6 @@ baseline. Target: p99 end-to-end ≤ 3 s (one idle poll plus the merge).
 """
 
 import asyncio
-import os
 import random
 import statistics
 import subprocess
@@ -32,21 +31,6 @@ from tests.support.tablet import Tablet
 FULL, QUICK = 60, 15
 TARGET_P99_S = 3.0
 POLL_S = 0.02
-
-
-def _worker_env(stack: Stack) -> dict[str, str]:
-    s = stack.settings
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "GRIDPATROL_ENV": "test",
-        "GRIDPATROL_DATA_DIR": str(s.data_dir),
-        "GRIDPATROL_DATABASE_URL": s.database.url,
-        "GRIDPATROL_COUCH_URL": s.couch.url,
-        "GRIDPATROL_COUCH_USER": s.couch.username,
-        "GRIDPATROL_COUCH_PASSWORD": s.couch.password,
-        "GRIDPATROL_COUCH_DB_PREFIX": s.couch.db_prefix,
-        "GRIDPATROL_SECRET_KEY": s.auth.secret_key,
-    }
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -106,7 +90,7 @@ async def main() -> None:
         )
         worker = subprocess.Popen(  # noqa: ASYNC220  (our own console script; started once)
             [str(Path(sys.executable).with_name("gridpatrol")), "worker"],
-            env=_worker_env(stack),
+            env=stack.worker_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

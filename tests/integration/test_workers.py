@@ -65,7 +65,7 @@ async def grouping(runtime: Runtime) -> dict[str, frozenset[str]]:
 async def reference(stack: Stack, tmp_path: Path) -> dict[str, frozenset[str]]:
     """One uninterrupted worker over the same CouchDB data, into a SQLite database of its own."""
     settings = Settings.from_env(
-        {**stack_env(stack), "GRIDPATROL_DATABASE_URL": f"sqlite:///{tmp_path / 'ref.sqlite3'}"}
+        {**stack.worker_env(), "GRIDPATROL_DATABASE_URL": f"sqlite:///{tmp_path / 'ref.sqlite3'}"}
     )
     await setup(settings, GRID_FILE, load_taxonomy())
     runtime = await Runtime.open(settings)
@@ -74,22 +74,6 @@ async def reference(stack: Stack, tmp_path: Path) -> dict[str, frozenset[str]]:
         return await grouping(runtime)
     finally:
         await runtime.close()
-
-
-def stack_env(stack: Stack, **extra: str) -> dict[str, str]:
-    s = stack.settings
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "GRIDPATROL_ENV": "test",
-        "GRIDPATROL_DATA_DIR": str(s.data_dir),
-        "GRIDPATROL_DATABASE_URL": s.database.url,
-        "GRIDPATROL_COUCH_URL": s.couch.url,
-        "GRIDPATROL_COUCH_USER": s.couch.username,
-        "GRIDPATROL_COUCH_PASSWORD": s.couch.password,
-        "GRIDPATROL_COUCH_DB_PREFIX": s.couch.db_prefix,
-        "GRIDPATROL_SECRET_KEY": s.auth.secret_key,
-        **extra,
-    }
 
 
 # Several workers at once is a PostgreSQL deployment; SQLite deployments run one worker.
@@ -128,8 +112,8 @@ async def test_two_workers_apply_every_finding_exactly_once(
 
 async def test_worker_killed_mid_batch_resumes_to_the_same_result(stack: Stack, tmp_path: Path) -> None:
     total = await load_demo(stack, 3000, seed=12)
-    env = stack_env(
-        stack, GRIDPATROL_WORKER_BATCH="25", GRIDPATROL_WORKER_POLL="0.05", GRIDPATROL_WORKER_LEASE="2"
+    env = stack.worker_env(
+        GRIDPATROL_WORKER_BATCH="25", GRIDPATROL_WORKER_POLL="0.05", GRIDPATROL_WORKER_LEASE="2"
     )
     log = (tmp_path / "worker.log").open("wb")
     process = await asyncio.create_subprocess_exec(
@@ -183,7 +167,13 @@ async def test_couchdb_restart_worker_backs_off_reports_and_resumes(
         couch_url=couch.url,
         database_url=database_url,
         data_dir=tmp_path,
-        extra_env={"GRIDPATROL_WORKER_MAX_BACKOFF": "0.5", "GRIDPATROL_COUCH_TIMEOUT": "2"},
+        extra_env={
+            "GRIDPATROL_WORKER_MAX_BACKOFF": "0.5",
+            "GRIDPATROL_COUCH_TIMEOUT": "2",
+            # nothing but the longpolls can wake the worker once it follows again
+            "GRIDPATROL_WORKER_POLL": "600",
+            "GRIDPATROL_WORKER_LEASE": "600",
+        },
     )
     stop = asyncio.Event()
     follower = ChangeFollower(stack.runtime)
@@ -220,6 +210,14 @@ async def test_couchdb_restart_worker_backs_off_reports_and_resumes(
         await until(lambda: merged("after-restart"))
         await until(lambda: _status(health(), 200))
         assert (await health()).json()["workers"][0]["consecutive_errors"] == 0
+
+        async def parked() -> bool:  # every feed drained and waiting in a longpoll again
+            watcher = follower.watcher
+            return watcher is not None and len(follower.held) == 12 and watcher.open == 12
+
+        await until(parked)
+        await stack.runtime.couch.bulk_docs(db, [hazard("vol1", doc_id="heard-again", photo=False)])
+        await until(lambda: merged("heard-again"))
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)

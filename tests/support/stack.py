@@ -2,6 +2,7 @@
 the app served by uvicorn in a thread, and a worker Runtime for the test's own event loop."""
 
 import asyncio
+import os
 import secrets
 import threading
 import time
@@ -131,6 +132,22 @@ class Stack:
         app = AppServer(settings)
         await asyncio.to_thread(app.start)
         return cls(settings=settings, app=app, runtime=runtime, users={u.username: u for u in users})
+
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a ``gridpatrol worker`` process on this stack (``extra`` on top)."""
+        s = self.settings
+        return {
+            "PATH": os.environ.get("PATH", ""),
+            "GRIDPATROL_ENV": "test",
+            "GRIDPATROL_DATA_DIR": str(s.data_dir),
+            "GRIDPATROL_DATABASE_URL": s.database.url,
+            "GRIDPATROL_COUCH_URL": s.couch.url,
+            "GRIDPATROL_COUCH_USER": s.couch.username,
+            "GRIDPATROL_COUCH_PASSWORD": s.couch.password,
+            "GRIDPATROL_COUCH_DB_PREFIX": s.couch.db_prefix,
+            "GRIDPATROL_SECRET_KEY": s.auth.secret_key,
+            **extra,
+        }
 
     def sync_url(self) -> str:
         return f"{self.app.url}/sync/{self.settings.gateway.virtual_db}"
