@@ -45,9 +45,11 @@ from sync.couch import CouchClient
 from sync.merge import JoinCache, apply_page
 from sync.writeback import publish_statuses
 
-__all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
+__all__ = ["STOPPED", "ChangeFollower", "FeedStats", "LeaseLost"]
 
 log = logging.getLogger("gridpatrol.worker")
+STOPPED = "已停止 / stopped"
+"""The heartbeat's last error once a following worker has stopped cleanly."""
 CONFLICT_TYPES = frozenset(DOCUMENT_TYPES) - SERVER_ONLY_TYPES
 """Documents tablets write: any of them can be edited on two devices offline."""
 
@@ -316,6 +318,9 @@ class ChangeFollower:
             self.held = []
             with contextlib.suppress(Exception):
                 await self.release()
+            # A stopped worker merges nothing: say so, rather than look healthy until it goes stale.
+            self.healthy, self.last_error = False, STOPPED
+            await self.beat()
             if own_client:
                 await watch_couch.aclose()
 

@@ -175,6 +175,7 @@ async def test_an_alert_overtakes_a_backlog(
             await stack.runtime.couch.bulk_docs(stack.settings.couch.alert_db("ZR01"), [alert])
             await until(lambda: merged(stack.runtime, "urgent-now"), what="the alert merged")
             behind = total - (await findings() - 1)
+            print(f"alert merged with {behind} of {total} backlog findings still to go")
             assert behind > 200, f"the alert should come before most of the backlog ({behind} left)"
             await until(lambda: parked(follower), timeout=300, what="the backlog drained")
         assert await findings() == total + 1
