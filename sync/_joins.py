@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
 from sqlalchemy import select as sa_select
+from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -120,6 +120,9 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return math.hypot(dx, dy)
 
 
+_LOCK_SCOPES = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k")
+
+
 def join_scope_key(grid: str, concern: str) -> int:
     """The PostgreSQL advisory lock key of one join scope: a signed 64-bit hash, the same in every
     process (Python's ``hash`` is not)."""
@@ -155,8 +158,9 @@ async def lock_join_scopes(session: AsyncSession, scopes: set[tuple[str, str]]) 
     connection = await session.connection()
     if connection.dialect.name != "postgresql":
         return
-    for key in sorted({join_scope_key(grid, concern) for grid, concern in scopes}):
-        await session.exec(sa_select(func.pg_advisory_xact_lock(key)))  # type: ignore[call-overload]
+    # One round trip; PostgreSQL evaluates the output list after the sort, so in key order.
+    keys = sorted({join_scope_key(grid, concern) for grid, concern in scopes})
+    await connection.execute(_LOCK_SCOPES, {"keys": keys})
 
 
 _REFRESH_SLACK = timedelta(minutes=5)
