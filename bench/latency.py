@@ -17,7 +17,6 @@ import asyncio
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from server.devcouch import LocalCouch
 from sync.couch import CouchNotFound
 from sync.writeback import status_doc_id
 from tests.support.docs import ZR01_POINT, hazard
-from tests.support.stack import COUCH_ADMIN, Stack
+from tests.support.stack import COUCH_ADMIN, VENV_GRIDPATROL, Stack, stack_env
 from tests.support.tablet import Tablet
 
 FULL, QUICK = 60, 15
@@ -99,8 +98,8 @@ async def main() -> None:
             couch_url=couch.url, database_url=f"sqlite:///{folder / 'bench.sqlite3'}", data_dir=folder
         )
         worker = subprocess.Popen(  # noqa: ASYNC220  (our own console script; started once)
-            [str(Path(sys.executable).with_name("gridpatrol")), "worker"],
-            env=stack.worker_env(),
+            [str(VENV_GRIDPATROL), "worker"],
+            env=stack_env(stack),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,11 +27,10 @@ from sync.writeback import status_doc_id
 from tests.integration.test_workers import load_demo
 from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.inflight import InFlight
-from tests.support.stack import COUCH_ADMIN, POSTGRES_ADMIN_URL, Stack
+from tests.support.stack import COUCH_ADMIN, POSTGRES_ADMIN_URL, VENV_GRIDPATROL, Stack, stack_env
 
 pytestmark = pytest.mark.integration
 
-VENV_GRIDPATROL = Path(sys.executable).with_name("gridpatrol")
 FEEDS = 12  # six grids, each with an alerts and a grid database
 QUIET = {"GRIDPATROL_WORKER_POLL": "600", "GRIDPATROL_WORKER_LEASE": "600"}
 """Neither the outbox look nor the lease renewal comes round during a test: only a longpoll can
@@ -206,7 +204,7 @@ async def test_following_workers_share_the_feeds_and_one_takes_over_from_a_kille
         process = await asyncio.create_subprocess_exec(
             str(VENV_GRIDPATROL),
             "worker",
-            env=stack.worker_env(**lease),
+            env=stack_env(stack, **lease),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

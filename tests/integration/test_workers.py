@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,9 @@ from server.runtime import Runtime
 from server.settings import Settings
 from sync.worker import ChangeFollower, FeedStats
 from tests.support.docs import ZR01_POINT, hazard
-from tests.support.stack import COUCH_ADMIN, GRID_FILE, Stack
+from tests.support.stack import COUCH_ADMIN, GRID_FILE, VENV_GRIDPATROL, Stack, stack_env
 
 pytestmark = pytest.mark.integration
-
-VENV_GRIDPATROL = Path(sys.executable).with_name("gridpatrol")
 
 
 async def load_demo(stack: Stack, count: int, seed: int = 11) -> int:
@@ -65,7 +62,7 @@ async def grouping(runtime: Runtime) -> dict[str, frozenset[str]]:
 async def reference(stack: Stack, tmp_path: Path) -> dict[str, frozenset[str]]:
     """One uninterrupted worker over the same CouchDB data, into a SQLite database of its own."""
     settings = Settings.from_env(
-        {**stack.worker_env(), "GRIDPATROL_DATABASE_URL": f"sqlite:///{tmp_path / 'ref.sqlite3'}"}
+        {**stack_env(stack), "GRIDPATROL_DATABASE_URL": f"sqlite:///{tmp_path / 'ref.sqlite3'}"}
     )
     await setup(settings, GRID_FILE, load_taxonomy())
     runtime = await Runtime.open(settings)
@@ -112,8 +109,8 @@ async def test_two_workers_apply_every_finding_exactly_once(
 
 async def test_worker_killed_mid_batch_resumes_to_the_same_result(stack: Stack, tmp_path: Path) -> None:
     total = await load_demo(stack, 3000, seed=12)
-    env = stack.worker_env(
-        GRIDPATROL_WORKER_BATCH="25", GRIDPATROL_WORKER_POLL="0.05", GRIDPATROL_WORKER_LEASE="2"
+    env = stack_env(
+        stack, GRIDPATROL_WORKER_BATCH="25", GRIDPATROL_WORKER_POLL="0.05", GRIDPATROL_WORKER_LEASE="2"
     )
     log = (tmp_path / "worker.log").open("wb")
     process = await asyncio.create_subprocess_exec(

@@ -4,6 +4,7 @@ the app served by uvicorn in a thread, and a worker Runtime for the test's own e
 import asyncio
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -23,11 +24,22 @@ from server.runtime import Runtime
 from server.settings import Settings
 from sync.worker import ChangeFollower
 
-__all__ = ["POSTGRES_ADMIN_URL", "AppServer", "Stack", "TestUser", "create_pg_database", "drop_pg_database"]
+__all__ = [
+    "POSTGRES_ADMIN_URL",
+    "VENV_GRIDPATROL",
+    "AppServer",
+    "Stack",
+    "TestUser",
+    "create_pg_database",
+    "drop_pg_database",
+    "stack_env",
+]
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 GRID_FILE = Path(__file__).resolve().parents[2] / "geo" / "data" / "zhenru_demo.geojson"
 COUCH_ADMIN = ("gridpatrol", "test-couch-admin-pw")
+VENV_GRIDPATROL = Path(sys.executable).with_name("gridpatrol")
+"""The command line, for tests that run a worker as its own process (to kill it)."""
 
 
 @dataclass(frozen=True)
@@ -133,22 +145,6 @@ class Stack:
         await asyncio.to_thread(app.start)
         return cls(settings=settings, app=app, runtime=runtime, users={u.username: u for u in users})
 
-    def worker_env(self, **extra: str) -> dict[str, str]:
-        """The environment of a ``gridpatrol worker`` process on this stack (``extra`` on top)."""
-        s = self.settings
-        return {
-            "PATH": os.environ.get("PATH", ""),
-            "GRIDPATROL_ENV": "test",
-            "GRIDPATROL_DATA_DIR": str(s.data_dir),
-            "GRIDPATROL_DATABASE_URL": s.database.url,
-            "GRIDPATROL_COUCH_URL": s.couch.url,
-            "GRIDPATROL_COUCH_USER": s.couch.username,
-            "GRIDPATROL_COUCH_PASSWORD": s.couch.password,
-            "GRIDPATROL_COUCH_DB_PREFIX": s.couch.db_prefix,
-            "GRIDPATROL_SECRET_KEY": s.auth.secret_key,
-            **extra,
-        }
-
     def sync_url(self) -> str:
         return f"{self.app.url}/sync/{self.settings.gateway.virtual_db}"
 
@@ -166,3 +162,20 @@ class Stack:
     async def stop(self) -> None:
         await asyncio.to_thread(self.app.stop)
         await self.runtime.close()
+
+
+def stack_env(stack: Stack, **extra: str) -> dict[str, str]:
+    """The environment of a ``gridpatrol`` process working on this stack's CouchDB and SQL."""
+    s = stack.settings
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "GRIDPATROL_ENV": "test",
+        "GRIDPATROL_DATA_DIR": str(s.data_dir),
+        "GRIDPATROL_DATABASE_URL": s.database.url,
+        "GRIDPATROL_COUCH_URL": s.couch.url,
+        "GRIDPATROL_COUCH_USER": s.couch.username,
+        "GRIDPATROL_COUCH_PASSWORD": s.couch.password,
+        "GRIDPATROL_COUCH_DB_PREFIX": s.couch.db_prefix,
+        "GRIDPATROL_SECRET_KEY": s.auth.secret_key,
+        **extra,
+    }
