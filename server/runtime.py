@@ -21,7 +21,7 @@ from server.auth import Authenticator, TokenSigner
 from server.db import SessionMaker, make_engine, make_session_maker
 from server.db.models import GridArea
 from server.settings import Settings
-from sync.couch import CouchClient
+from sync.couch import DEFAULT_LIMITS, CouchClient
 from sync.db_infos import DbInfoCache
 from sync.homes import DocHomes
 from sync.id_catalog import IdCatalog
@@ -54,12 +54,20 @@ class GridState:
     """Micro-grid code → grid code."""
 
 
-def make_couch_client(settings: Settings) -> CouchClient:
+def make_couch_client(settings: Settings, *, max_connections: int | None = None) -> CouchClient:
+    """A CouchDB client as the service account; ``max_connections`` sizes its pool (the
+    worker's longpolls get a pool of their own)."""
+    limits = (
+        httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if max_connections
+        else DEFAULT_LIMITS
+    )
     return CouchClient(
         settings.couch.url,
         settings.couch.username,
         settings.couch.password,
         timeout=httpx.Timeout(settings.couch.timeout_s, connect=5.0),
+        limits=limits,
     )
 
 

@@ -152,12 +152,26 @@ class WorkerSettings:
     batch_size: int = 200
     """GRIDPATROL_WORKER_BATCH: changes processed per transaction."""
     idle_poll_s: float = 1.0
-    """GRIDPATROL_WORKER_POLL: seconds between polls when every feed is drained."""
+    """GRIDPATROL_WORKER_POLL: seconds between looks at the status outbox while the feeds are quiet
+    (case changes made through the API reach tablets this quickly; feeds themselves are followed
+    with longpoll, not polled)."""
     max_backoff_s: float = 30.0
     """GRIDPATROL_WORKER_MAX_BACKOFF: ceiling of the retry delay after an error."""
     lease_s: float = 30.0
     """GRIDPATROL_WORKER_LEASE: seconds a worker keeps a feed without renewing it; a crashed
-    worker's feeds pass to another after this long."""
+    worker's feeds pass to another after this long. A following worker renews its leases every
+    third of this."""
+    max_longpolls: int = 32
+    """GRIDPATROL_WORKER_LONGPOLLS: most ``_changes`` longpoll requests one worker keeps open at
+    once; with more idle feeds than this, they take turns (each wait shortened accordingly)."""
+    longpoll_timeout_s: float = 15.0
+    """GRIDPATROL_WORKER_LONGPOLL_TIMEOUT: how long CouchDB holds one longpoll before answering
+    "nothing new"; never more than half the lease (below proxies' idle timeouts, too)."""
+
+    @property
+    def longpoll_wait_s(self) -> float:
+        """The longpoll timeout actually used: at most half the lease, at least a tenth of a second."""
+        return max(0.1, min(self.longpoll_timeout_s, self.lease_s / 2))
 
 
 @dataclass(frozen=True)
@@ -233,13 +247,17 @@ class Settings:
                 idle_poll_s=_float(env, "GRIDPATROL_WORKER_POLL", 1.0),
                 max_backoff_s=_float(env, "GRIDPATROL_WORKER_MAX_BACKOFF", 30.0),
                 lease_s=_float(env, "GRIDPATROL_WORKER_LEASE", 30.0),
+                max_longpolls=_int(env, "GRIDPATROL_WORKER_LONGPOLLS", 32),
+                longpoll_timeout_s=_float(env, "GRIDPATROL_WORKER_LONGPOLL_TIMEOUT", 15.0),
             ),
         )
         settings.check()
         return settings
 
     def check(self) -> None:
-        """Refuse placeholder secrets outside development."""
+        """Refuse unusable worker limits, and placeholder secrets outside development."""
+        if self.worker.max_longpolls < 1:
+            raise SettingsError("GRIDPATROL_WORKER_LONGPOLLS must be at least 1")
         if self.is_development:
             return
         if self.auth.secret_key in PLACEHOLDER_SECRETS or len(self.auth.secret_key) < 32:

@@ -1,7 +1,9 @@
 """Join candidates for the merge engine: live findings of open cases bucketed on a local plane
 (``_JoinIndex``), kept by one worker between pages and refreshed from ``cases.updated_at``
-(``JoinCache``). The rules themselves are described in ``sync.merge``."""
+(``JoinCache``), and the lock that keeps two workers from deciding joins in one scope at once
+(``lock_join_scopes``). The rules themselves are described in ``sync.merge``."""
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -9,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select as sa_select
+from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import Taxonomy
 from server.db.models import Case, CaseState, Finding, as_utc
 
-__all__ = ["JoinCache", "JoinEvidence", "distance_m"]
+__all__ = ["JoinCache", "JoinEvidence", "distance_m", "join_scope_key", "lock_join_scopes"]
 
 _METRES_PER_DEG_LAT = 110_574.0
 _METRES_PER_DEG_LON_EQUATOR = 111_320.0
@@ -115,6 +118,49 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dy = (lat2 - lat1) * _METRES_PER_DEG_LAT
     dx = (lon2 - lon1) * _METRES_PER_DEG_LON_EQUATOR * math.cos(mean)
     return math.hypot(dx, dy)
+
+
+_LOCK_SCOPES = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k")
+
+
+def join_scope_key(grid: str, concern: str) -> int:
+    """The PostgreSQL advisory lock key of one join scope: a signed 64-bit hash, the same in every
+    process (Python's ``hash`` is not)."""
+    digest = hashlib.blake2b(f"gridpatrol.join\x1f{grid}\x1f{concern}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_join_scopes(session: AsyncSession, scopes: set[tuple[str, str]]) -> None:
+    """Hold the (grid, concern) scopes a page's new findings may join in, until its transaction ends.
+
+    Without it, two workers each applying a page with a finding of the same concern near the same
+    spot (say one from the grid's alerts database, one from its grid database) both search for a
+    case to join before either has committed, both find none, and open two cases. The search and
+    the case it leads to must be one step per scope, hence a lock per (grid, concern):
+    ``pg_advisory_xact_lock``, transaction-scoped (released by the commit or rollback that ends
+    the page, never left behind by a crash), taken in key order so two pages never wait on each
+    other in a cycle, and taken before the page writes any row (so no row lock is held while
+    waiting). The second page then searches after the first committed: in READ COMMITTED every
+    statement sees what was committed before it began, and the worker's ``JoinCache`` re-reads
+    every case whose ``updated_at`` moved since its last look, so the first page's cases are
+    candidates. The page takes its receive time after the locks, later than theirs.
+
+    Why not lease a grid's alerts and grid feeds together instead: the scope is the grid where a
+    finding *is*, which is not always the grid whose database it came in (a coordinator's finding,
+    a point just across a boundary, a document written straight to CouchDB), so any feed may
+    compete for any grid's scope. The lock follows the scope; feed leases could not.
+
+    SQLite needs none: a page's transaction begins with its lease update, which takes SQLite's
+    single write lock, so pages are applied one after another.
+    """
+    if not scopes:
+        return
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    # One round trip; PostgreSQL evaluates the output list after the sort, so in key order.
+    keys = sorted({join_scope_key(grid, concern) for grid, concern in scopes})
+    await connection.execute(_LOCK_SCOPES, {"keys": keys})
 
 
 _REFRESH_SLACK = timedelta(minutes=5)

@@ -11,6 +11,8 @@ one of that case's live findings lies within the concern's ``radius_m`` and was 
 applies the finding) and ties follow the feed's sequence order; the device's ``observed_at`` is
 shown and never used, so a tablet whose clock is a year off changes nothing. Among several
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
+On PostgreSQL the page's (grid, concern) scopes are locked before the search, so two workers
+never both open a case for the same problem (``sync._joins.lock_join_scopes``).
 """
 
 import functools
@@ -38,7 +40,7 @@ from server.db.models import (
     as_utc,
     utc_now,
 )
-from sync._joins import JoinCache, JoinEvidence, _JoinIndex, _Member
+from sync._joins import JoinCache, JoinEvidence, _JoinIndex, _Member, lock_join_scopes
 from sync.case_numbers import allocate_case_numbers
 from sync.case_view import refresh_case_view
 
@@ -236,55 +238,65 @@ async def apply_page(
     ``join_cache`` keeps join candidates between pages (a worker passes its own and clears it when
     the transaction fails); without one, candidates are read afresh.
     """
-    now = now or utc_now()
     join_cache = join_cache if join_cache is not None else JoinCache()
-    join_cache.own_stamps.add(now)
     changes, outcomes = _changes_of(rows)
     applied = await _applied(session, changes)
     outcomes += [ChangeOutcome("duplicate", doc_id=c.doc_id) for c in changes if (c.doc_id, c.rev) in applied]
     changes = [c for c in changes if (c.doc_id, c.rev) not in applied]
     known = await _known(session, [c.doc_id for c in changes])
 
-    revisions: list[dict[str, Any]] = []
+    # First what each change is (nothing written yet), so the join scopes can be locked before
+    # any row is: the locks come first in every page's transaction, always in the same order.
+    steps: list[tuple[_Change, Finding, Mapping[str, Any] | None] | ChangeOutcome] = []
+    kept: list[_Change] = []
     fresh: list[_New] = []
     for change in changes:
         finding = known.get(change.doc_id)
-        if change.deleted:
-            if finding is None:
-                outcomes.append(ChangeOutcome("skipped", doc_id=change.doc_id))
-            else:
-                if finding.case_id is not None:
-                    join_cache.touched(finding.case_id)
-                outcomes.append(await _withdraw(session, finding, change.rev, now))
+        if change.deleted and finding is None:
+            steps.append(ChangeOutcome("skipped", doc_id=change.doc_id))
+        elif change.deleted and finding is not None:
+            steps.append((change, finding, None))  # withdrawn
         else:
             try:
                 validate_document(change.doc, taxonomy)
             except DocumentInvalid as exc:
                 # The gateway refuses these at push; one can still arrive written straight to CouchDB.
-                outcomes.append(ChangeOutcome("invalid", detail=str(exc), doc_id=change.doc_id))
+                steps.append(ChangeOutcome("invalid", detail=str(exc), doc_id=change.doc_id))
                 continue
             current = upgrade(change.doc)
             if finding is None:
                 fresh.append(_New(change, _finding_fields(current, taxonomy, convert=False)))
             else:
-                if finding.case_id is not None:
-                    join_cache.touched(finding.case_id)
-                outcomes.append(await _update(session, finding, current, change.rev, taxonomy, now))
-        revisions.append(
-            {
-                "doc_id": change.doc_id,
-                "rev": change.rev,
-                "source_db": source_db,
-                "seq": change.seq,
-                "applied_at": now,
-            }
-        )
+                steps.append((change, finding, current))
+        kept.append(change)
     if fresh:
         _to_wgs84_many(fresh)
+        _assign(fresh, grid_index)
+        await lock_join_scopes(session, {(n.grid, str(n.fields["concern_code"])) for n in fresh if n.grid})
+    # Stamped after the locks: every case a new finding may join was received before this.
+    now = now or utc_now()
+    join_cache.own_stamps.add(now)
+
+    for step in steps:
+        if isinstance(step, ChangeOutcome):
+            outcomes.append(step)
+            continue
+        change, known_finding, revised = step
+        if known_finding.case_id is not None:
+            join_cache.touched(known_finding.case_id)
+        if revised is None:
+            outcomes.append(await _withdraw(session, known_finding, change.rev, now))
+        else:
+            outcomes.append(await _update(session, known_finding, revised, change.rev, taxonomy, now))
+    if fresh:
         outcomes += await _create_or_join(
-            session, source_db, source_grid, fresh, grid_index, taxonomy, timezone, now, join_cache
+            session, source_db, source_grid, fresh, taxonomy, timezone, now, join_cache
         )
-    if revisions:
+    if kept:
+        revisions = [
+            {"doc_id": c.doc_id, "rev": c.rev, "source_db": source_db, "seq": c.seq, "applied_at": now}
+            for c in kept
+        ]
         await _bulk_insert(session, FindingRevision, revisions)
     return outcomes
 
@@ -377,13 +389,11 @@ async def _create_or_join(
     source_db: str,
     source_grid: str | None,
     fresh: Sequence[_New],
-    grid_index: GridIndex | None,
     taxonomy: Taxonomy,
     timezone: str,
     now: datetime,
     join_cache: "JoinCache",
 ) -> list[ChangeOutcome]:
-    _assign(fresh, grid_index)
     probes = [
         (n.grid, str(n.fields["concern_code"]), float(n.fields["lat"]), float(n.fields["lon"]))
         for n in fresh

@@ -4,6 +4,13 @@ Each page is applied in one SQL transaction together with the new checkpoint, so
 at any instant resumes where its last commit left it, and replays are no-ops (idempotent by
 document id + revision). The checkpoint moves by compare-and-set, so two workers on the same feed
 cannot both apply a page: the second one's commit is rolled back and it re-reads.
+
+``run_once`` drains every feed it can lease and gives the leases back (``gridpatrol worker
+--once``). ``run_forever`` follows: it keeps its leases (``sync._leases``), applies pages of the
+feeds that have news one page at a time (alerts feeds first, grid feeds in turn), parks each
+drained feed in a longpoll (``sync._watch``) and publishes the status outbox as soon as what it
+applied is committed. CouchDB or SQL unreachable: it backs off with jitter, reports unhealthy in
+``worker_heartbeats`` (``/health/worker``) and starts following afresh from the checkpoints.
 """
 
 import asyncio
@@ -13,47 +20,37 @@ import os
 import random
 import secrets
 import socket
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DOCUMENT_TYPES, SERVER_ONLY_TYPES
-from server.db.models import FeedCheckpoint, FeedLease, WorkerHeartbeat, utc_now
-from server.runtime import Runtime
+from server.db.models import FeedCheckpoint, WorkerHeartbeat, utc_now
+from server.runtime import Runtime, make_couch_client
+from sync._following import FeedStats, Following
+from sync._leases import FeedLeases, LeaseLost
+from sync._watch import FeedWatcher
 from sync.conflicts import ConflictReport, examine, settle_resolved_elsewhere
 from sync.conflicts import record as record_conflict
-from sync.couch import CouchError
+from sync.couch import CouchClient
 from sync.merge import JoinCache, apply_page
 from sync.merge_outbox import plan_merge, settle_pending
 from sync.writeback import publish_statuses
 
-__all__ = ["ChangeFollower", "FeedStats", "LeaseLost"]
+__all__ = ["STOPPED", "ChangeFollower", "FeedStats", "LeaseLost"]
 
 log = logging.getLogger("gridpatrol.worker")
+STOPPED = "已停止 / stopped"
+"""The heartbeat's last error once a following worker has stopped cleanly."""
 CONFLICT_TYPES = frozenset(DOCUMENT_TYPES) - SERVER_ONLY_TYPES
 """Documents tablets write: any of them can be edited on two devices offline."""
 
 
 class CheckpointMoved(Exception):
     """Another worker advanced this feed first."""
-
-
-@dataclass
-class FeedStats:
-    changes: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    published: int = 0
-    skipped_feeds: int = 0
-    """Feeds another worker held."""
-
-
-class LeaseLost(Exception):
-    """Another worker took this feed over (our lease expired)."""
 
 
 def _worker_id() -> str:
@@ -66,15 +63,30 @@ class ChangeFollower:
     compare-and-set and the lease renewal are both in the page's transaction)."""
 
     def __init__(
-        self, runtime: Runtime, *, worker_id: str | None = None, lease_s: float | None = None
+        self,
+        runtime: Runtime,
+        *,
+        worker_id: str | None = None,
+        lease_s: float | None = None,
+        watch_couch: CouchClient | None = None,
     ) -> None:
+        """``watch_couch``: the client for longpolls (default: one of the follower's own, with a
+        pool of ``GRIDPATROL_WORKER_LONGPOLLS`` connections, made and closed by ``run_forever``)."""
         self.runtime = runtime
         self.worker_id = worker_id or _worker_id()
         self.lease_s = lease_s or runtime.settings.worker.lease_s
+        self.leases = FeedLeases(runtime.sessions, self.worker_id, self.lease_s)
         self.healthy = True
         self.last_error: str | None = None
         self.consecutive_errors = 0
         self.join_cache = JoinCache()
+        self.held: list[str] = []
+        """Feeds this follower is following now (``run_forever``)."""
+        self.watcher: FeedWatcher | None = None
+        self._watch_couch = watch_couch
+        self._positions: dict[str, str] = {}
+        """Each feed's checkpoint as this follower last read or wrote it."""
+        self._backoff_s = 0.0
 
     def feeds(self) -> list[tuple[str, str]]:
         """(database, grid code) of every alerts database, then of every grid database: urgent
@@ -109,46 +121,11 @@ class ChangeFollower:
 
     async def acquire(self, db: str) -> bool:
         """Take or renew the lease on one feed; False while another worker holds it."""
-        now = utc_now()
-        expires = now + timedelta(seconds=self.lease_s)
-        async with self.runtime.sessions() as session, session.begin():
-            taken = await session.exec(
-                update(FeedLease)
-                .where(
-                    col(FeedLease.source_db) == db,
-                    or_(col(FeedLease.holder) == self.worker_id, col(FeedLease.expires_at) < now),
-                )
-                .values(holder=self.worker_id, expires_at=expires)
-            )
-            if taken.rowcount == 1:
-                return True
-            exists = await session.get(FeedLease, db)
-            if exists is not None:
-                return False
-        try:
-            async with self.runtime.sessions() as session, session.begin():
-                session.add(FeedLease(source_db=db, holder=self.worker_id, expires_at=expires))
-        except IntegrityError:
-            return False  # another worker inserted it first
-        return True
-
-    async def _renew(self, session: AsyncSession, db: str) -> None:
-        renewed = await session.exec(
-            update(FeedLease)
-            .where(col(FeedLease.source_db) == db, col(FeedLease.holder) == self.worker_id)
-            .values(expires_at=utc_now() + timedelta(seconds=self.lease_s))
-        )
-        if renewed.rowcount != 1:
-            raise LeaseLost(db)
+        return await self.leases.acquire(db)
 
     async def release(self) -> None:
         """Give every lease back (on a clean stop), so others need not wait for expiry."""
-        async with self.runtime.sessions() as session, session.begin():
-            await session.exec(
-                update(FeedLease)
-                .where(col(FeedLease.holder) == self.worker_id)
-                .values(expires_at=utc_now() - timedelta(seconds=1))
-            )
+        await self.leases.release()
 
     async def beat(self) -> None:
         """Record how this worker is doing (``/health/worker``); never raises."""
@@ -186,6 +163,7 @@ class ChangeFollower:
         rows = page.get("results", [])
         last_seq = str(page.get("last_seq", since or 0))
         if not rows and last_seq == (since or "0"):
+            self._positions[db] = since or "0"
             await self._settle_merges(db, stats, [])
             return 0
         conflicts = await self._examine_conflicts(db, rows)
@@ -194,7 +172,7 @@ class ChangeFollower:
             async with self.runtime.sessions() as session, session.begin():
                 # The lease row first: on PostgreSQL its row lock queues any other transaction on
                 # this feed behind ours; then the checkpoint must still be where we read from.
-                await self._renew(session, db)
+                await self.leases.renew(session, db)
                 if await self._checkpoint(session, db, lock=True) != since:
                     raise CheckpointMoved(db)
                 outcomes = await apply_page(
@@ -227,6 +205,7 @@ class ChangeFollower:
             raise
         for key, value in counts.items():
             stats.outcomes[key] = stats.outcomes.get(key, 0) + value
+        self._positions[db] = last_seq
         stats.changes += len(rows)
         await self._settle_merges(db, stats, conflicts)
         return len(rows)
@@ -278,8 +257,8 @@ class ChangeFollower:
             stats.outcomes[key] = stats.outcomes.get(key, 0) + value
 
     async def run_once(self) -> FeedStats:
-        """Drain every feed this worker can lease, then publish pending statuses. Leases are
-        given back at the end of the pass, so a follower that stops between passes blocks nobody."""
+        """Drain every feed this worker can lease, then publish pending statuses
+        (``gridpatrol worker --once``). Leases are given back at the end of the pass."""
         await self.runtime.refresh()
         stats = FeedStats()
         try:
@@ -287,53 +266,78 @@ class ChangeFollower:
         finally:
             with contextlib.suppress(Exception):
                 await self.release()
-        while True:
+        await self.publish(stats)
+        return stats
+
+    async def publish(self, stats: FeedStats, *, batches: int | None = None) -> None:
+        """Publish the status outbox: everything pending, or at most ``batches`` batches."""
+        done = 0
+        while batches is None or done < batches:
             published = await publish_statuses(self.runtime.sessions, self.runtime.couch)
             stats.published += published
+            done += 1
             if published == 0:
                 break
-        return stats
 
     async def _drain(self, stats: FeedStats) -> None:
         for db, grid in self.feeds():
             if not await self.acquire(db):
                 stats.skipped_feeds += 1
                 continue
-            while True:
-                try:
-                    read = await self.process_page(db, grid, stats)
-                except CheckpointMoved:
-                    log.info("feed %s advanced by another worker; re-reading", db)
-                    continue
-                except LeaseLost:
-                    log.info("lease on %s taken over by another worker", db)
-                    break
-                if read == 0:
-                    break
+            while await self.step(db, grid, stats):
+                pass
+
+    async def step(self, db: str, grid: str, stats: FeedStats) -> int | None:
+        """One page of one feed: the changes read (0: drained), None once the feed is no longer
+        ours. A page another worker applied first is read again from the new checkpoint."""
+        while True:
+            try:
+                return await self.process_page(db, grid, stats)
+            except CheckpointMoved:
+                log.info("feed %s advanced by another worker; re-reading", db)
+            except LeaseLost:
+                log.info("lease on %s taken over by another worker", db)
+                return None
+
+    def position(self, db: str) -> str:
+        """The feed's checkpoint as this follower last read or wrote it."""
+        return self._positions.get(db, "0")
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        delay = 0.0
-        max_backoff = self.runtime.settings.worker.max_backoff_s
-        while not stop.is_set():
-            try:
-                stats = await self.run_once()
-                self.healthy, self.last_error, delay = True, None, 0.0
-                self.consecutive_errors = 0
-                await self.beat()
-                if stats.changes or stats.published:
-                    log.info(
-                        "merged %d changes %s, published %d statuses",
-                        stats.changes,
-                        stats.outcomes,
-                        stats.published,
-                    )
-                wait = self.runtime.settings.worker.idle_poll_s if not stats.changes else 0.0
-            except (CouchError, OSError, Exception) as exc:
-                self.healthy, self.last_error = False, f"{type(exc).__name__}: {exc}"[:2000]
-                self.consecutive_errors += 1
-                await self.beat()
-                delay = min(max_backoff, max(0.5, delay * 2)) * (0.8 + 0.4 * random.random())
-                log.warning("worker error, retrying in %.1fs: %s", delay, self.last_error)
-                wait = delay
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+        """Follow the feeds until ``stop`` is set; then give the leases back."""
+        settings = self.runtime.settings.worker
+        own_client = self._watch_couch is None
+        watch_couch = self._watch_couch or make_couch_client(
+            self.runtime.settings, max_connections=settings.max_longpolls
+        )
+        self.watcher = FeedWatcher(watch_couch, slots=settings.max_longpolls, wait_s=settings.longpoll_wait_s)
+        try:
+            while not stop.is_set():
+                try:
+                    await Following(self, self.watcher, stop).run()
+                except Exception as exc:  # CouchDB, SQL, or a bug: the same back-off for all
+                    wait = self._failed(exc)
+                    await self.beat()
+                    log.warning("worker error, retrying in %.1fs: %s", wait, self.last_error)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=wait)
+        finally:
+            self.held = []
+            with contextlib.suppress(Exception):
+                await self.release()
+            # A stopped worker merges nothing: say so, rather than look healthy until it goes stale.
+            self.healthy, self.last_error = False, STOPPED
+            await self.beat()
+            if own_client:
+                await watch_couch.aclose()
+
+    def succeeded(self) -> None:
+        self.healthy, self.last_error, self.consecutive_errors, self._backoff_s = True, None, 0, 0.0
+
+    def _failed(self, exc: BaseException) -> float:
+        """Record an error; returns how long to back off (doubling, with jitter)."""
+        self.healthy, self.last_error = False, f"{type(exc).__name__}: {exc}"[:2000]
+        self.consecutive_errors += 1
+        ceiling = self.runtime.settings.worker.max_backoff_s
+        self._backoff_s = min(ceiling, max(0.5, self._backoff_s * 2))
+        return self._backoff_s * (0.8 + 0.4 * random.random())

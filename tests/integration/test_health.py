@@ -1,5 +1,7 @@
-"""``/health`` answers 503, naming the store, when CouchDB or SQL is down."""
+"""``/health`` answers 503, naming the store, when CouchDB or SQL is down; ``/health/worker``
+tells whether a merge worker is running well."""
 
+import asyncio
 import secrets
 from pathlib import Path
 
@@ -8,7 +10,8 @@ import pytest
 
 from server.devcouch import LocalCouch, free_port
 from server.settings import Settings
-from tests.support.stack import COUCH_ADMIN, AppServer
+from sync.worker import STOPPED, ChangeFollower
+from tests.support.stack import COUCH_ADMIN, AppServer, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +65,30 @@ def test_sql_down_gives_503(tmp_path: Path, couch_server: LocalCouch, database_u
     checks = response.json()["checks"]
     assert checks["sql"]["ok"] is False
     assert checks["couchdb"]["ok"] is True
+
+
+async def test_worker_health_follows_the_worker(stack: Stack) -> None:
+    """``/health/worker``: 503 before any worker ran, 200 while one follows, 503 once it stopped."""
+
+    async def worker_health() -> httpx.Response:
+        async with stack.http() as client:
+            return await client.get("/health/worker")
+
+    before = await worker_health()
+    assert (before.status_code, before.json()["workers"]) == (503, [])
+    follower = ChangeFollower(stack.runtime)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run_forever(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await worker_health()).status_code != 200:
+            assert asyncio.get_running_loop().time() < deadline, "the follower never reported"
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    after = await worker_health()
+    assert after.status_code == 503
+    (worker,) = after.json()["workers"]
+    assert (worker["worker_id"], worker["healthy"]) == (follower.worker_id, False)
+    assert worker["last_error"] == STOPPED

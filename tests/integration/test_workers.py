@@ -11,20 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from field_schema import load_taxonomy
 from field_schema.demo_data import demo_documents
 from geo import load_areas
-from server.db.models import Case, CaseLink, Finding, FindingRevision
+from server.db.models import Case, CaseEvent, CaseLink, Finding, FindingRevision, utc_now
 from server.devcouch import LocalCouch
+from server.localtime import to_local
 from server.provision import setup
 from server.runtime import Runtime
 from server.settings import Settings
-from sync.worker import ChangeFollower
-from tests.support.docs import hazard
+from sync.worker import ChangeFollower, FeedStats
+from tests.support.docs import ZR01_POINT, hazard
 from tests.support.stack import COUCH_ADMIN, GRID_FILE, VENV_GRIDPATROL, Stack, stack_env
 
 pytestmark = pytest.mark.integration
@@ -162,7 +164,13 @@ async def test_couchdb_restart_worker_backs_off_reports_and_resumes(
         couch_url=couch.url,
         database_url=database_url,
         data_dir=tmp_path,
-        extra_env={"GRIDPATROL_WORKER_MAX_BACKOFF": "0.5", "GRIDPATROL_COUCH_TIMEOUT": "2"},
+        extra_env={
+            "GRIDPATROL_WORKER_MAX_BACKOFF": "0.5",
+            "GRIDPATROL_COUCH_TIMEOUT": "2",
+            # nothing but the longpolls can wake the worker once it follows again
+            "GRIDPATROL_WORKER_POLL": "600",
+            "GRIDPATROL_WORKER_LEASE": "600",
+        },
     )
     stop = asyncio.Event()
     follower = ChangeFollower(stack.runtime)
@@ -199,6 +207,14 @@ async def test_couchdb_restart_worker_backs_off_reports_and_resumes(
         await until(lambda: merged("after-restart"))
         await until(lambda: _status(health(), 200))
         assert (await health()).json()["workers"][0]["consecutive_errors"] == 0
+
+        async def parked() -> bool:  # every feed drained and waiting in a longpoll again
+            watcher = follower.watcher
+            return watcher is not None and len(follower.held) == 12 and watcher.open == 12
+
+        await until(parked)
+        await stack.runtime.couch.bulk_docs(db, [hazard("vol1", doc_id="heard-again", photo=False)])
+        await until(lambda: merged("heard-again"))
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
@@ -208,3 +224,95 @@ async def test_couchdb_restart_worker_backs_off_reports_and_resumes(
 
 async def _status(response: Any, code: int) -> bool:
     return bool((await response).status_code == code)
+
+
+async def _lock_waiters(conn: psycopg.AsyncConnection[Any], database: str) -> int:
+    """Backends of ``database`` waiting for a lock (a row, a transaction, an advisory lock)."""
+    cursor = await conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'", (database,)
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize("second_feed", ["grid ZR01", "grid ZR02, point in ZR01"])
+async def test_two_workers_on_one_problem_at_the_same_instant_open_one_case(
+    stack: Stack, database_url: str, second_feed: str
+) -> None:
+    """Two findings of one concern 3 m apart, one in ZR01's alerts database and one in a grid
+    database (ZR01's, or ZR02's with a point inside ZR01), applied by two workers at once: one case.
+
+    The interleaving is forced, not hoped for: the test holds the row of today's ZR01 case-number
+    counter, which a page locks only after its join search. Without a lock per (grid, concern) both
+    workers search (nothing to join), queue on the counter, and each opens a case once it is let
+    go; with it the second worker waits before its search and joins the first one's case. Both
+    workers have the scope in their join caches already (a first round), so the second one must
+    see the first one's case through the cache's refresh, not a fresh load."""
+    couch = stack.settings.couch
+    alerts_db = couch.alert_db("ZR01")
+    other_db, other_grid = (
+        (couch.grid_db("ZR01"), "ZR01") if second_feed == "grid ZR01" else (couch.grid_db("ZR02"), "ZR02")
+    )
+    spot = ZR01_POINT
+    near = (spot[0] + 0.00003, spot[1])  # ~3 m east: well within the concern's 20 m
+    other = await Runtime.open(stack.settings)
+    first, second = ChangeFollower(stack.runtime), ChangeFollower(other)
+    holder = await psycopg.AsyncConnection.connect(database_url.replace("+psycopg", ""), autocommit=True)
+    try:
+        assert await first.acquire(alerts_db) and await second.acquire(other_db)
+        # First round, far from the spot and from each other: both caches load (ZR01, 04-01).
+        await stack.runtime.couch.bulk_docs(
+            alerts_db, [hazard("vol1", doc_id="warm-alert", point=(121.3880, 31.2580), severity="urgent")]
+        )
+        await stack.runtime.couch.bulk_docs(
+            other_db, [hazard("vol1", doc_id="warm-grid", point=(121.3950, 31.2620))]
+        )
+        assert await first.process_page(alerts_db, "ZR01", FeedStats()) == 1
+        assert await second.process_page(other_db, other_grid, FeedStats()) == 1
+
+        await stack.runtime.couch.bulk_docs(
+            alerts_db, [hazard("vol1", doc_id="race-alert", point=spot, severity="urgent", photo=False)]
+        )
+        await stack.runtime.couch.bulk_docs(
+            other_db, [hazard("vol1b", doc_id="race-grid", point=near, photo=False)]
+        )
+        scope = f"ZR01-{to_local(utc_now(), stack.settings.timezone):%Y%m%d}"
+        await holder.execute("BEGIN")
+        await holder.execute(
+            "INSERT INTO number_counters (scope, last) VALUES (%s, 0) "
+            "ON CONFLICT (scope) DO UPDATE SET last = number_counters.last",
+            (scope,),
+        )
+        pages = asyncio.gather(
+            first.process_page(alerts_db, "ZR01", FeedStats()),
+            second.process_page(other_db, other_grid, FeedStats()),
+        )
+        database = database_url.rsplit("/", 1)[1]
+        deadline = asyncio.get_running_loop().time() + 30
+        while await _lock_waiters(holder, database) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "both pages should be waiting on a lock"
+            assert not pages.done(), "a page finished while the counter was held"
+            await asyncio.sleep(0.05)
+        await holder.execute("COMMIT")
+        assert await asyncio.wait_for(pages, timeout=30) == [1, 1]
+    finally:
+        await holder.close()
+        await other.close()
+    async with stack.runtime.sessions() as session:
+        rows = await session.exec(
+            select(Finding.doc_id, Finding.case_id).where(
+                col(Finding.doc_id).in_(["race-alert", "race-grid", "warm-alert", "warm-grid"])
+            )
+        )
+        cases = dict(rows.all())
+        events = Counter(
+            (
+                await session.exec(select(CaseEvent.action).where(CaseEvent.case_id == cases["race-alert"]))
+            ).all()
+        )
+    assert cases["race-alert"] == cases["race-grid"], "two cases opened for one problem"
+    assert len(set(cases.values())) == 3  # the two first-round findings stay apart
+    assert events == {"created": 1, "finding_joined": 1}

@@ -70,6 +70,8 @@ class CouchTap:
             lifespan="off",
             log_level="warning",
             interface="asgi3",
+            # Workers park longpolls here that CouchDB holds open: do not wait for them at stop.
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())

@@ -57,3 +57,12 @@ def test_taxonomy_file_is_optional_and_resolved(tmp_path) -> None:
     assert Settings.from_env({}).taxonomy_file is None  # the packaged file is used
     custom = tmp_path / "taxonomy.json"
     assert Settings.from_env({"GRIDPATROL_TAXONOMY_FILE": str(custom)}).taxonomy_file == custom.resolve()
+
+
+def test_worker_longpoll_wait_stays_below_the_lease() -> None:
+    default = Settings.from_env({}).worker
+    assert (default.max_longpolls, default.longpoll_wait_s) == (32, 15.0)
+    short_lease = Settings.from_env({"GRIDPATROL_WORKER_LEASE": "2"}).worker
+    assert short_lease.longpoll_wait_s == 1.0  # half the lease: renewed long before it lapses
+    with pytest.raises(SettingsError, match="GRIDPATROL_WORKER_LONGPOLLS"):
+        Settings.from_env({"GRIDPATROL_WORKER_LONGPOLLS": "0"})
