@@ -6,8 +6,10 @@ one user's view of it.
 
 from typing import Any, Protocol
 
+from sqlalchemy import ColumnElement, Table, and_, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db import SessionMaker
 from server.db.models import LocalDoc, utc_now
@@ -17,63 +19,94 @@ from sync.couch import CouchClient, doc_path
 __all__ = ["CouchLocalStore", "LocalDocStore", "LocalStore"]
 
 
+_LOCAL: Table = LocalDoc.__table__  # type: ignore[attr-defined]
+
+
+def _conflict() -> GatewayError:
+    return GatewayError(409, "conflict", "文档已被更新", "Document update conflict.")
+
+
 def _rev(generation: int) -> str:
     return f"0-{generation}"
 
 
+def _generation(rev: object) -> int:
+    """The generation a ``0-N`` revision names; -1 (matches no row) for anything else."""
+    prefix, _, number = str(rev).partition("-")
+    return int(number) if prefix == "0" and number.isdigit() else -1
+
+
 class LocalDocStore:
+    """Checkpoints as rows of ``local_docs``, a statement or two per request on SQLAlchemy Core:
+    PouchDB reads and writes one after every batch it replicates, on the replication's critical
+    path, so the ORM's unit of work is not worth its cost here."""
+
     def __init__(self, sessions: SessionMaker, owner: str, db: str) -> None:
         self._sessions = sessions
         self._owner = owner
         self._db = db
 
-    async def _row(self, session: Any, doc_id: str) -> LocalDoc | None:
-        result = await session.exec(
-            select(LocalDoc).where(
-                LocalDoc.owner == self._owner, LocalDoc.db == self._db, LocalDoc.doc_id == doc_id
-            )
-        )
-        row: LocalDoc | None = result.first()
-        return row
+    def _this(self, doc_id: str) -> ColumnElement[bool]:
+        return and_(_LOCAL.c.owner == self._owner, _LOCAL.c.db == self._db, _LOCAL.c.doc_id == doc_id)
+
+    async def _current(self, session: AsyncSession, doc_id: str) -> tuple[int, dict[str, Any]] | None:
+        query = select(_LOCAL.c.generation, _LOCAL.c.body).where(self._this(doc_id))
+        found = (await session.exec(query)).first()
+        return None if found is None or found[0] == 0 else (int(found[0]), found[1])
 
     async def get(self, doc_id: str) -> dict[str, Any]:
         async with self._sessions() as session:
-            row = await self._row(session, doc_id)
-        if row is None or row.generation == 0:
+            current = await self._current(session, doc_id)
+        if current is None:
             raise GatewayError.not_found()
-        return {**row.body, "_id": doc_id, "_rev": _rev(row.generation)}
+        return {**current[1], "_id": doc_id, "_rev": _rev(current[0])}
 
     async def put(self, doc_id: str, body: dict[str, Any]) -> dict[str, Any]:
         given = body.get("_rev")
         content = {k: v for k, v in body.items() if k not in {"_id", "_rev"}}
-        async with self._sessions() as session:
-            row = await self._row(session, doc_id)
-            current = _rev(row.generation) if row is not None and row.generation > 0 else None
-            if given is not None and given != current:
-                raise GatewayError(409, "conflict", "文档已被更新", "Document update conflict.")
-            if row is None:
-                row = LocalDoc(owner=self._owner, db=self._db, doc_id=doc_id, generation=1, body=content)
-            else:
-                # A PUT without _rev over an existing checkpoint is what CouchDB accepts for _local docs.
-                row.generation += 1
-                row.body = content
-                row.updated_at = utc_now()
-            session.add(row)
-            try:
-                await session.commit()
-            except IntegrityError as exc:
-                raise GatewayError(409, "conflict", "文档已被更新", "Document update conflict.") from exc
-            return {"ok": True, "id": doc_id, "rev": _rev(row.generation)}
+        where = self._this(doc_id)
+        if given is not None:
+            # Compare-and-set on the generation the client read. A PUT without _rev over an
+            # existing checkpoint is what CouchDB accepts for _local docs.
+            where = and_(where, _LOCAL.c.generation == _generation(given))
+        async with self._sessions() as session, session.begin():
+            moved = await session.exec(
+                update(_LOCAL)
+                .where(where)
+                .values(generation=_LOCAL.c.generation + 1, body=content, updated_at=utc_now())
+                .returning(_LOCAL.c.generation)
+            )
+            generation = moved.scalar()
+            if generation is None:
+                if given is not None or await self._current(session, doc_id) is not None:
+                    raise _conflict()
+                generation = 1
+                try:
+                    async with session.begin_nested():
+                        await session.exec(
+                            insert(_LOCAL).values(
+                                owner=self._owner,
+                                db=self._db,
+                                doc_id=doc_id,
+                                generation=generation,
+                                body=content,
+                                updated_at=utc_now(),
+                            )
+                        )
+                except IntegrityError as exc:
+                    raise _conflict() from exc
+        return {"ok": True, "id": doc_id, "rev": _rev(int(generation))}
 
     async def delete(self, doc_id: str, rev: str | None) -> dict[str, Any]:
-        async with self._sessions() as session:
-            row = await self._row(session, doc_id)
-            if row is None or row.generation == 0:
+        where = self._this(doc_id)
+        if rev is not None:
+            where = and_(where, _LOCAL.c.generation == _generation(rev))
+        async with self._sessions() as session, session.begin():
+            if await self._current(session, doc_id) is None:
                 raise GatewayError.not_found()
-            if rev is not None and rev != _rev(row.generation):
-                raise GatewayError(409, "conflict", "文档已被更新", "Document update conflict.")
-            await session.delete(row)
-            await session.commit()
+            removed = await session.exec(delete(_LOCAL).where(where).returning(_LOCAL.c.generation))
+            if removed.first() is None:
+                raise _conflict()
         return {"ok": True, "id": doc_id, "rev": "0-0"}
 
 

@@ -152,7 +152,15 @@ async def test_all_docs_local_docs_and_doc_ids_filter(stack: Stack) -> None:
         again = await client.put(f"{DB}/_local/checkpoint-1", json={"_rev": "0-1", "last_seq": "y"})
         assert again.json()["rev"] == "0-2"
         assert (await client.get(f"{DB}/_local/checkpoint-1")).json()["last_seq"] == "y"
-        assert (await client.delete(f"{DB}/_local/checkpoint-1", params={"rev": "0-2"})).status_code == 200
+        garbled = await client.put(f"{DB}/_local/checkpoint-1", json={"_rev": "2-abc", "last_seq": "z"})
+        assert garbled.status_code == 409
+        blind = await client.put(f"{DB}/_local/checkpoint-1", json={"last_seq": "z"})  # CouchDB accepts it
+        assert blind.json()["rev"] == "0-3"
+        stale_delete = await client.delete(f"{DB}/_local/checkpoint-1", params={"rev": "0-2"})
+        assert stale_delete.status_code == 409
+        assert (await client.delete(f"{DB}/_local/checkpoint-1", params={"rev": "0-3"})).status_code == 200
+        assert (await client.get(f"{DB}/_local/checkpoint-1")).status_code == 404
+        assert (await client.delete(f"{DB}/_local/checkpoint-1", params={"rev": "0-3"})).status_code == 404
     async with stack.http("vol1b") as other_user:
         # checkpoints belong to one user
         await other_user.put(f"{DB}/_local/shared-name", json={"who": "vol1b"})
