@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.auth import Principal
 from server.cases._access import CASE_READER_ROLES
 from server.cases._lifecycle import CaseActions
-from server.cases._query import BBox, CaseFilters
+from server.cases._query import BBox, CaseFilters, search_text
 from server.cases._schemas import (
     CaseDetailPublic,
     CasesPublic,
@@ -62,7 +62,7 @@ class CaseController(Controller):
             department=department,
             overdue=overdue,
             bbox=BBox.parse(bbox) if bbox else None,
-            text=q.strip() if q and q.strip() else None,
+            text=search_text(q),
         )
         return await CaseReader(runtime, session, principal, roles=CASE_READER_ROLES).search(
             filters, limit=limit, cursor=cursor

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from server.db import SessionMaker
 from server.db.models import Case, CaseEvent, CaseState, Finding
+from sync.case_search import refresh_case_search
 
 __all__ = ["add_case", "case_row", "finding_row"]
 
@@ -91,6 +92,7 @@ async def add_case(
                 reason="新发现 / new finding",
             )
         )
+        await refresh_case_search(session, [case.id])
         await session.commit()
         await session.refresh(case)
     return case

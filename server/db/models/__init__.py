@@ -3,12 +3,17 @@
 from server.db.models._audit import AdminAudit
 from server.db.models._case import (
     CASE_STATE_LABELS,
+    SEARCH_SEPARATOR,
     Case,
     CaseBase,
     CaseEvent,
+    CaseSearch,
     CaseState,
     Finding,
     FindingRevision,
+    new_case_id,
+    search_content,
+    search_scope,
 )
 from server.db.models._common import as_utc, utc_now
 from server.db.models._counter import NumberCounter
@@ -43,6 +48,7 @@ from server.db.models._user import (
 __all__ = [
     "CASE_STATE_LABELS",
     "SATISFACTION_LABELS",
+    "SEARCH_SEPARATOR",
     "AdminAudit",
     "Case",
     "CaseBase",
@@ -50,6 +56,7 @@ __all__ = [
     "CaseEvent",
     "CaseFollowUp",
     "CaseLink",
+    "CaseSearch",
     "CaseState",
     "Conflict",
     "ConflictKind",
@@ -76,5 +83,8 @@ __all__ = [
     "WorkerHeartbeat",
     "as_utc",
     "check_department",
+    "new_case_id",
+    "search_content",
+    "search_scope",
     "utc_now",
 ]
