@@ -61,10 +61,10 @@ async def refresh_case_search(session: AsyncSession, case_ids: Iterable[str]) ->
     for case_id, note in rows.all():
         if case_id is not None:
             notes[case_id].append(note)
+    await session.exec(delete(table).where(table.c.case_id.in_(ids)))  # wherever its scope was
     fresh: list[dict[str, Any]] = []
     for case_id, grid_code, intake_grid, case_no, summary in cases:
         scope = search_scope(grid_code, intake_grid)
-        await session.exec(delete(table).where(table.c.scope_grid == scope, table.c.case_id == case_id))
         fresh.append(
             {
                 "scope_grid": scope,

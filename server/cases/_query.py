@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import col, select
 
 from server.db.models import SEARCH_SEPARATOR, Case, CaseDispatch, CaseSearch, CaseState, as_utc
@@ -169,11 +169,9 @@ def text_clause(
         if scope_grids is not None:
             rows = rows.where(col(CaseSearch.scope_grid).in_(list(scope_grids)))
         return col(Case.id).in_(rows)
-    return exists().where(
-        col(CaseSearch.scope_grid) == func.coalesce(col(Case.grid_code), col(Case.intake_grid), ""),
-        col(CaseSearch.case_id) == col(Case.id),
-        matches,
-    )
+    # By case id alone (unique): PostgreSQL then walks the page's index and looks each case up,
+    # where a second, computed key made it misjudge the match rate and sort every match.
+    return exists().where(col(CaseSearch.case_id) == col(Case.id), matches)
 
 
 def filter_clauses(

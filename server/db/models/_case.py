@@ -149,14 +149,15 @@ class CaseSearch(SQLModel, table=True):
     """What the case list's text filter reads: one row per case holding its summary, its case
     number and the notes of all its findings (withdrawn ones too), joined by ``SEARCH_SEPARATOR``.
 
-    Rows are clustered by ``scope_grid`` (``search_scope`` of the case), so a grid leader's search
-    reads the rows of their grids only, a short narrow run instead of every case and finding.
-    Kept by the merge engine (``sync.case_search``) and by split and merge: the content must hold
-    exactly the case's current parts, or the filter would find too much or too little.
+    Rows are clustered by ``scope_grid`` (``search_scope`` of the case), so a grid leader's count
+    reads the rows of their grids only, a short narrow run instead of every case and finding; a
+    page looks its cases up by ``case_id`` (unique: one row per case). Kept by the merge engine
+    (``sync.case_search``) and by split and merge: the content must hold exactly the case's
+    current parts, or the filter would find too much or too little.
     """
 
     __tablename__ = "case_search"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (UniqueConstraint("case_id", name="uq_case_search_case"), {"sqlite_with_rowid": False})
 
     scope_grid: str = Field(primary_key=True, max_length=32)
     case_id: str = Field(primary_key=True, foreign_key="cases.id", max_length=36)

@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"]),
         sa.PrimaryKeyConstraint("scope_grid", "case_id"),
+        sa.UniqueConstraint("case_id", name="uq_case_search_case"),
         sqlite_with_rowid=False,
     )
     _fill_case_search()
