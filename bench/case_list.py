@@ -65,6 +65,8 @@ STATES = [  # rough shares of a subdistrict's book of cases
 PLANS = [  # the shapes of the list's queries whose plans are printed
     ("leader scope", "(grid_code IN ('ZR01') OR (grid_code IS NULL AND intake_grid IN ('ZR01')))"),
     ("leader + state", "grid_code IN ('ZR01') AND state = 'coordinating'"),
+    ("text", "EXISTS (SELECT 1 FROM case_search s WHERE s.case_id = cases.id AND s.content LIKE '%飞线%')"),
+    ("bbox", "lon BETWEEN 121.3990 AND 121.4020 AND lat BETWEEN 31.2560 AND 31.2590"),
 ]
 USERS = {
     "admin": ("bench-admin-pw", Role.ADMIN, [], None),

@@ -49,7 +49,11 @@ class CaseController(Controller):
         overdue: bool | None = None,
         bbox: Annotated[str | None, Parameter(description="min_lon,min_lat,max_lon,max_lat (WGS-84)")] = None,
         q: Annotated[
-            str | None, Parameter(max_length=100, description="text in summary, case number or notes")
+            str | None,
+            Parameter(
+                max_length=100,
+                description="text in summary, case number or notes (substring; no control characters)",
+            ),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         cursor: str | None = None,
