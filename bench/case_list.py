@@ -33,7 +33,17 @@ from geo import load_areas
 from geo.demo_district import DEMO_GRID_FILE
 from server.db import make_engine, make_session_maker
 from server.db.migrate import upgrade_to_head
-from server.db.models import Case, CaseDispatch, CaseState, Finding, Role, UserCreate
+from server.db.models import (
+    Case,
+    CaseDispatch,
+    CaseSearch,
+    CaseState,
+    Finding,
+    Role,
+    UserCreate,
+    search_content,
+    search_scope,
+)
 from server.provision import load_grids, upsert_user
 from server.settings import Settings
 from tests.support.stack import POSTGRES_ADMIN_URL, AppServer, create_pg_database, drop_pg_database
@@ -55,6 +65,8 @@ STATES = [  # rough shares of a subdistrict's book of cases
 PLANS = [  # the shapes of the list's queries whose plans are printed
     ("leader scope", "(grid_code IN ('ZR01') OR (grid_code IS NULL AND intake_grid IN ('ZR01')))"),
     ("leader + state", "grid_code IN ('ZR01') AND state = 'coordinating'"),
+    ("text", "EXISTS (SELECT 1 FROM case_search s WHERE s.case_id = cases.id AND s.content LIKE '%飞线%')"),
+    ("bbox", "lon BETWEEN 121.3990 AND 121.4020 AND lat BETWEEN 31.2560 AND 31.2590"),
 ]
 USERS = {
     "admin": ("bench-admin-pw", Role.ADMIN, [], None),
@@ -70,11 +82,15 @@ COMBOS: list[tuple[str, str, dict[str, str]]] = [
     ("admin, department=fire + overdue", "admin", {"department": "fire", "overdue": "true"}),
     ("admin, bbox 300 m", "admin", {"bbox": "121.3990,31.2560,121.4020,31.2590"}),
     ("leader, text 飞线", "leader", {"q": "飞线"}),
+    ("admin, text 飞线", "admin", {"q": "飞线"}),
     ("department police, first page", "police", {}),
 ]
 
 
-def _rows(count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _rows(count: int, seed: int) -> Rows:
     rng = random.Random(seed)
     taxonomy = load_taxonomy()
     concerns = taxonomy.active_concerns()
@@ -85,6 +101,7 @@ def _rows(count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, A
     cases: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     dispatches: list[dict[str, Any]] = []
+    searches: list[dict[str, Any]] = []
     for k in range(count):
         micro_code, grid, (west, south, east, north) = rng.choice(micro)
         lon, lat = rng.uniform(west, east), rng.uniform(south, north)
@@ -139,6 +156,13 @@ def _rows(count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, A
                 "status_published_version": 1,
             }
         )
+        searches.append(
+            {  # as the merge engine writes it with the case
+                "scope_grid": search_scope(grid, grid),
+                "case_id": case_id,
+                "content": search_content(cases[-1]["case_no"], note, [note]),
+            }
+        )
         cases[-1]["open_deadline_at"] = None
         if state in (CaseState.PROBLEM_FOUND, CaseState.VISIT_SURVEY):
             continue
@@ -164,14 +188,14 @@ def _rows(count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, A
             if not reported:
                 earliest = cases[-1]["open_deadline_at"]
                 cases[-1]["open_deadline_at"] = deadline if earliest is None else min(earliest, deadline)
-    return cases, findings, dispatches
+    return cases, findings, dispatches, searches
 
 
 def _bulk_insert(settings: Settings, rows: tuple[list[dict[str, Any]], ...]) -> float:
     engine = create_engine(settings.database.sync_url)
     start = time.perf_counter()
     with engine.begin() as conn:
-        for table, batch in zip((Case, Finding, CaseDispatch), rows, strict=True):
+        for table, batch in zip((Case, Finding, CaseDispatch, CaseSearch), rows, strict=True):
             for i in range(0, len(batch), 5000):
                 conn.execute(insert(table), batch[i : i + 5000])
     with engine.begin() as conn:

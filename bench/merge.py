@@ -14,11 +14,17 @@ Baseline, in the same run and on the same backend: a plain bulk insert of the sa
 (and their revision rows), one transaction per page, with no validation, no grid assignment and no
 joining — the floor any merge must stand on. Ratio: merge throughput / baseline throughput.
 
+Both backends must decide the same: a fingerprint of the grouping (each finding with its case's
+first finding and its join's matched finding) is printed per backend and must agree (the run
+fails otherwise); it also lets two versions of the engine be compared on the same seed.
+
 Targets: ≥ 5,000 findings/s on SQLite, ≥ 2,000/s on PostgreSQL.
 """
 
 import argparse
 import asyncio
+import gc
+import hashlib
 import sys
 import tempfile
 import time
@@ -27,12 +33,13 @@ from typing import Any
 
 from sqlalchemy import func, insert, text, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench._common import emit, machine
 from field_schema import load_taxonomy, upgrade
 from field_schema.demo_data import demo_documents
 from geo import load_areas
-from server.db.models import Case, FeedCheckpoint, Finding, FindingRevision
+from server.db.models import Case, CaseLink, FeedCheckpoint, Finding, FindingRevision
 from server.devcouch import LocalCouch
 from server.provision import setup
 from server.runtime import Runtime
@@ -150,6 +157,19 @@ async def _merge(runtime: Runtime, pages: list[tuple[str, str, list[dict[str, An
     return outcomes
 
 
+async def _grouping(session: AsyncSession) -> str:
+    """A fingerprint of what the merge decided, independent of generated ids: each finding with
+    the first finding of its case and the finding its join matched (sha256, 16 hex digits)."""
+    rows = (await session.exec(select(Finding.doc_id, Finding.case_id))).all()
+    first: dict[str, str] = {}
+    for doc_id, case_id in rows:
+        key = str(case_id)
+        first[key] = min(first.get(key, doc_id), doc_id)
+    matched = dict((await session.exec(select(CaseLink.finding_id, CaseLink.matched_finding))).all())
+    lines = sorted(f"{d} {first[str(c)]} {matched.get(d) or '-'}" for d, c in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
 async def _baseline(
     runtime: Runtime, pages: list[tuple[str, str, list[dict[str, Any]], str]]
 ) -> tuple[int, float]:
@@ -200,6 +220,7 @@ async def _backend(
             async with runtime.sessions() as session:
                 cases = (await session.exec(select(func.count()).select_from(Case))).one()
                 findings = (await session.exec(select(func.count()).select_from(Finding))).one()
+                grouping = await _grouping(session)
         finally:
             await runtime.close()
         runtime = await _fresh_runtime(couch_url, urls[1], folder)
@@ -220,6 +241,7 @@ async def _backend(
         "merge_per_s": round(merged / seconds),
         "baseline_s": round(baseline_seconds, 3),
         "baseline_per_s": round(rows / baseline_seconds),
+        "grouping": grouping,
     }
 
 
@@ -258,6 +280,10 @@ async def main() -> int:
             finally:
                 await loader.close()
             read = sum(len(rows) for _, _, rows, _ in pages)
+            # A worker holds one page at a time; this run holds every page read above (a few million
+            # objects). Frozen, they are not traversed by each full collection during the merge.
+            gc.collect()
+            gc.freeze()
             for name in backends:
                 results[name] = await _backend(name, couch.url, folder, pages)
                 print(f"{name}: {results[name]}", flush=True)
@@ -286,6 +312,12 @@ async def main() -> int:
         figures.update({f"{name}_{k}": v for k, v in r.items()})
         figures[f"{name}_read_and_merge_per_s"] = round(combined)
         figures[f"{name}_ratio"] = round(ratio, 3)
+    groupings = {r["grouping"] for r in results.values()}
+    print(
+        f"grouping fingerprint: {', '.join(sorted(groupings))}"
+        + (" (same on both)" if len(results) > 1 else "")
+    )
+    ok = ok and len(groupings) == 1
     first = next(iter(results.values()), None)
     first_name = next(iter(results), "sqlite")
     emit(

@@ -3,12 +3,14 @@
 (``JoinCache``), and the lock that keeps two workers from deciding joins in one scope at once
 (``lock_join_scopes``). The rules themselves are described in ``sync.merge``."""
 
+import functools
 import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import select as sa_select
 from sqlalchemy import text
@@ -35,8 +37,7 @@ class JoinEvidence:
     window_h: float
 
 
-@dataclass
-class _Member:
+class _Member(NamedTuple):
     """A live finding of an open case, as a join target."""
 
     finding_id: str
@@ -47,20 +48,39 @@ class _Member:
     received_at: datetime
 
 
+_Entry = tuple[float, float, float, str, str, str, float, float, datetime]
+"""A member as the index keeps it: x, y (metres), receive timestamp, then the ``_Member`` fields.
+An exact tuple of plain values, which the garbage collector stops tracking: a worker holding a
+hundred thousand candidates does not traverse them on every full collection."""
+_Key = tuple[str, str, int, int]
+
+_MAX_CELL_M = 60.0
+"""Cells are at most this wide: a concern with a wide radius (500 m for a missing person) is
+searched ring by ring from the finding's own cell outwards, instead of every member within three
+radius-wide cells (hundreds, where such findings crowd together) being compared."""
+
+
+@functools.lru_cache(maxsize=64)
+def _rings(reach: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Cell offsets grouped by Chebyshev distance 0..reach from the centre cell."""
+    rings: list[list[tuple[int, int]]] = [[] for _ in range(reach + 1)]
+    for dx in range(-reach, reach + 1):
+        for dy in range(-reach, reach + 1):
+            rings[max(abs(dx), abs(dy))].append((dx, dy))
+    return tuple(tuple(ring) for ring in rings)
+
+
 @dataclass
 class _JoinIndex:
-    """Open-case findings bucketed by (grid, concern, cell of the concern's radius), on a local
-    plane (metres east/north of ``lat0``: exact to well under 0.1 % across a district)."""
+    """Open-case findings bucketed by (grid, concern, cell), on a local plane (metres east/north
+    of ``lat0``: exact to well under 0.1 % across a district). A concern's cells are its radius
+    divided into ``reach`` equal parts of at most ``_MAX_CELL_M``."""
 
     radius: dict[str, float]
     window: dict[str, float]
     lat0: float = 0.0
-    cells: dict[tuple[str, str, int, int], list[tuple[float, float, float, _Member]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    by_case: dict[str, list[tuple[tuple[str, str, int, int], tuple[float, float, float, _Member]]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    cells: dict[_Key, list[_Entry]] = field(default_factory=lambda: defaultdict(list))
+    by_case: dict[str, list[tuple[_Key, _Entry]]] = field(default_factory=lambda: defaultdict(list))
 
     def __post_init__(self) -> None:
         self._x_scale = _METRES_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.lat0))
@@ -68,11 +88,17 @@ class _JoinIndex:
     def _xy(self, lat: float, lon: float) -> tuple[float, float]:
         return lon * self._x_scale, lat * _METRES_PER_DEG_LAT
 
+    def _cell(self, concern: str) -> tuple[float, int]:
+        """(cell width, reach): a finding within the radius is at most ``reach`` cells away."""
+        radius = self.radius[concern]
+        reach = max(1, math.ceil(radius / _MAX_CELL_M))
+        return radius / reach, reach
+
     def add(self, grid: str, concern: str, member: _Member) -> None:
-        r = self.radius[concern]
+        size, _ = self._cell(concern)
         x, y = self._xy(member.lat, member.lon)
-        key = (grid, concern, math.floor(x / r), math.floor(y / r))
-        entry = (x, y, member.received_at.timestamp(), member)
+        key = (grid, concern, math.floor(x / size), math.floor(y / size))
+        entry: _Entry = (x, y, member.received_at.timestamp(), *member)
         self.cells[key].append(entry)
         self.by_case[member.case_id].append((key, entry))
 
@@ -83,24 +109,31 @@ class _JoinIndex:
     def match(
         self, grid: str, concern: str, lat: float, lon: float, received_at: datetime
     ) -> JoinEvidence | None:
+        """The nearest live finding within the radius and window (then the earliest received, then
+        the smallest id). Rings of cells are searched outwards; a member ``d + 1`` rings away is
+        more than ``d`` cell widths away, so the search stops once the best is at most that far."""
         radius, window_h = self.radius[concern], self.window[concern]
+        size, reach = self._cell(concern)
         x, y = self._xy(lat, lon)
-        cx, cy = math.floor(x / radius), math.floor(y / radius)
+        cx, cy = math.floor(x / size), math.floor(y / size)
         now, window_s, limit = received_at.timestamp(), window_h * 3600, radius * radius
-        best: tuple[float, float, str, _Member] | None = None
+        best: _Entry | None = None
+        best_squared = math.inf
         cells = self.cells
-        for dx in (-1, 0, 1):
-            for dy in (-1, 0, 1):
-                for mx, my, mt, member in cells.get((grid, concern, cx + dx, cy + dy), ()):
-                    squared = (mx - x) ** 2 + (my - y) ** 2
-                    if squared > limit or not 0 <= now - mt <= window_s:
+        for ring, offsets in enumerate(_rings(reach)):
+            cleared = (ring - 1) * size  # every member of this ring and beyond is farther than this
+            if best is not None and best_squared <= cleared * cleared:
+                break
+            for dx, dy in offsets:
+                for entry in cells.get((grid, concern, cx + dx, cy + dy), ()):
+                    squared = (entry[0] - x) ** 2 + (entry[1] - y) ** 2
+                    if squared > limit or squared > best_squared or not 0 <= now - entry[2] <= window_s:
                         continue
-                    key = (squared, mt, member.finding_id, member)
-                    if best is None or key[:3] < best[:3]:
-                        best = key
+                    if best is None or squared < best_squared or entry[2:4] < best[2:4]:
+                        best, best_squared = entry, squared
         if best is None:
             return None
-        member = best[3]
+        member = _Member(*best[3:])
         return JoinEvidence(
             matched_finding=member.finding_id,
             matched_author=member.author,

@@ -17,7 +17,6 @@ never both open a case for the same problem (``sync._joins.lock_join_scopes``).
 
 import functools
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +33,19 @@ from server.db.models import (
     Case,
     CaseEvent,
     CaseLink,
+    CaseSearch,
     CaseState,
     Finding,
     FindingRevision,
     as_utc,
+    new_case_id,
+    search_content,
+    search_scope,
     utc_now,
 )
 from sync._joins import JoinCache, JoinEvidence, _JoinIndex, _Member, lock_join_scopes
 from sync.case_numbers import allocate_case_numbers
+from sync.case_search import extend_case_search, refresh_case_search
 from sync.case_view import refresh_case_view
 
 __all__ = [
@@ -78,6 +82,10 @@ def _sqlite_time(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _sqlite_json(value: Any) -> str:
+    return "[]" if value == [] else json.dumps(value)  # most findings have no photos, no candidates
+
+
 def _sqlite_converter(column: Any) -> Any:
     """How SQLAlchemy would bind a column's values for SQLite (UTC datetimes without offset, JSON
     as text, booleans as integers, enums as their text); None for values passed as they are."""
@@ -85,7 +93,7 @@ def _sqlite_converter(column: Any) -> Any:
     if issubclass(kind, DateTime):
         return _sqlite_time
     if issubclass(kind, JSON):
-        return json.dumps
+        return _sqlite_json
     if issubclass(kind, Boolean):
         return int
     if issubclass(kind, String):
@@ -95,7 +103,8 @@ def _sqlite_converter(column: Any) -> Any:
 
 async def _bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
     """Many rows of one table. On SQLite straight through the driver's ``executemany`` (SQLAlchemy's
-    per-row parameter processing cost as much as SQLite's own work); elsewhere Core ``executemany``."""
+    per-row parameter processing cost as much as SQLite's own work), the values converted column
+    by column; elsewhere Core ``executemany``."""
     if not rows:
         return
     table = _table(model)
@@ -110,12 +119,12 @@ async def _bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[M
     sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  (names checked against the table)
         table.name, ", ".join(columns), ", ".join("?" * len(columns))
     )
-    converters = [(c, _sqlite_converter(table.c[c])) for c in columns]
-    values = [
-        tuple(row[c] if convert is None or row[c] is None else convert(row[c]) for c, convert in converters)
-        for row in rows
-    ]
-    await connection.exec_driver_sql(sql, values)
+    by_column = [[row[c] for row in rows] for c in columns]
+    for i, c in enumerate(columns):
+        convert = _sqlite_converter(table.c[c])
+        if convert is not None:
+            by_column[i] = [None if v is None else convert(v) for v in by_column[i]]
+    await connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
 
 
 def _parse_time(value: Any) -> datetime:
@@ -362,7 +371,7 @@ def _decide(
         evidence = (
             index.match(new.grid, concern, new.fields["lat"], new.fields["lon"], now) if new.grid else None
         )
-        case_id = evidence.case_id if evidence else str(uuid.uuid4())
+        case_id = evidence.case_id if evidence else new_case_id(now)
         decisions.append((new, case_id, evidence))
         if new.grid:
             member = _Member(
@@ -382,6 +391,25 @@ async def _all_open(session: AsyncSession, case_ids: Sequence[str]) -> bool:
         )
         found += len(rows.all())
     return found == len(case_ids)
+
+
+async def _number_new_cases(
+    session: AsyncSession,
+    decisions: Sequence[tuple[_New, str, JoinEvidence | None]],
+    timezone: str,
+    now: datetime,
+) -> dict[str, str]:
+    """Case numbers of the cases the page opens, consecutive per grid in feed order."""
+    opened: dict[str | None, list[str]] = defaultdict(list)
+    for new, case_id, evidence in decisions:
+        if evidence is None:
+            opened[new.grid].append(case_id)
+    numbers: dict[str, str] = {}
+    for grid in sorted(opened, key=lambda g: g or ""):
+        ids = opened[grid]
+        allocated = await allocate_case_numbers(session, grid, len(ids), zone=timezone, now=now)
+        numbers.update(zip(ids, allocated, strict=True))
+    return numbers
 
 
 async def _create_or_join(
@@ -410,28 +438,20 @@ async def _create_or_join(
             break
         join_cache.clear()  # someone closed a case without touching it: start from SQL again
     join_cache.own_stamps.add(now)
-    opened: dict[str | None, list[str]] = defaultdict(list)
-    for new, case_id, evidence in decisions:
-        if evidence is None:
-            opened[new.grid].append(case_id)
-
-    numbers: dict[str, str] = {}
-    for grid in sorted(opened, key=lambda g: g or ""):
-        ids = opened[grid]
-        for case_id, number in zip(
-            ids, await allocate_case_numbers(session, grid, len(ids), zone=timezone, now=now), strict=True
-        ):
-            numbers[case_id] = number
-
+    numbers = await _number_new_cases(session, decisions, timezone, now)
     cases: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     outcomes: list[ChangeOutcome] = []
     joined_cases: set[str] = set()
+    page_notes: dict[str, list[str]] = defaultdict(list)
+    scopes: dict[str, str] = {}
     for new, case_id, evidence in decisions:
         f, doc_id = new.fields, new.change.doc_id
+        page_notes[case_id].append(f["note"])
         if evidence is None:
+            scopes[case_id] = search_scope(new.grid, source_grid)
             cases.append(
                 {
                     "id": case_id,
@@ -465,6 +485,7 @@ async def _create_or_join(
             outcomes.append(ChangeOutcome("created", case_id, doc_id=doc_id))
         else:
             joined_cases.add(case_id)
+            scopes.setdefault(case_id, search_scope(new.grid, source_grid))  # a join stays in its grid
             details = {
                 "finding": doc_id,
                 "rev": new.change.rev,
@@ -501,13 +522,25 @@ async def _create_or_join(
                 **f,
             }
         )
+    search_rows = [
+        {
+            "scope_grid": scopes[c["id"]],
+            "case_id": c["id"],
+            "content": search_content(c["case_no"], c["summary"], page_notes[c["id"]]),
+        }
+        for c in cases
+    ]
     if cases:
         await _bulk_insert(session, Case, cases)
+        await _bulk_insert(session, CaseSearch, search_rows)
     await _bulk_insert(session, Finding, findings)
     await _bulk_insert(session, CaseLink, links)
     await _bulk_insert(session, CaseEvent, events)
     if joined_cases:
         await _touch_cases(session, joined_cases, now)
+        await extend_case_search(
+            session, {(scopes[c], c): page_notes[c] for c in sorted(joined_cases) if c not in numbers}
+        )
     return outcomes
 
 
@@ -589,6 +622,7 @@ async def _update(
             case.summary = fields["note"][:500] or case.summary
             case.updated_at = now
             await refresh_case_view(session, case)
+            await refresh_case_search(session, [case.id])
             session.add(
                 CaseEvent(
                     case_id=case.id,

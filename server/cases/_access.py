@@ -64,6 +64,13 @@ class CaseAccess:
             return department_clause(principal.department, whole_set=whole_set)
         return self.grid_clause(list(principal.grids))
 
+    def scope_grids(self) -> list[str] | None:
+        """The grids this principal's scope is limited to (None: not limited by grid)."""
+        principal = self.principal
+        if principal.is_admin or principal.role is Role.DEPARTMENT:
+            return None
+        return list(principal.grids)
+
     def in_write_scope(self, case: Case) -> bool:
         if self.principal.is_admin:
             return True

@@ -14,7 +14,7 @@ from server.auth import Principal
 from server.cases._access import CASE_READER_ROLES
 from server.cases._dispatching import DispatchActions
 from server.cases._lifecycle import CaseActions
-from server.cases._query import BBox, CaseFilters
+from server.cases._query import BBox, CaseFilters, search_text
 from server.cases._schemas import (
     CaseDetailPublic,
     CasesPublic,
@@ -53,7 +53,11 @@ class CaseController(Controller):
         overdue: bool | None = None,
         bbox: Annotated[str | None, Parameter(description="min_lon,min_lat,max_lon,max_lat (WGS-84)")] = None,
         q: Annotated[
-            str | None, Parameter(max_length=100, description="text in summary, case number or notes")
+            str | None,
+            Parameter(
+                max_length=100,
+                description="text in summary, case number or notes (substring; no control characters)",
+            ),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         cursor: str | None = None,
@@ -66,7 +70,7 @@ class CaseController(Controller):
             department=department,
             overdue=overdue,
             bbox=BBox.parse(bbox) if bbox else None,
-            text=q.strip() if q and q.strip() else None,
+            text=search_text(q),
         )
         return await CaseReader(runtime, session, principal, roles=CASE_READER_ROLES).search(
             filters, limit=limit, cursor=cursor

@@ -3,10 +3,15 @@
 Order is newest first with the id as tie-break (``created_at DESC, id DESC``, served by the
 ``ix_cases_*_created_id`` indexes). The cursor is the last row's (created_at, id): cases that
 arrive later sort before it, so a cursor stays valid and pages neither repeat nor skip rows.
+
+Each filter comes in two shapes with the same meaning: for a page (``whole_set`` False: the walk
+newest first stops after a page, so a correlated look-up per case is cheapest) and for the exact
+count of all matches (``whole_set`` True: the set is built once from the narrowest index).
 """
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,17 +19,28 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import col, select
 
-from server.db.models import Case, CaseDispatch, CaseState, DispatchState, Finding, as_utc
+from server.db.models import (
+    SEARCH_SEPARATOR,
+    Case,
+    CaseDispatch,
+    CaseSearch,
+    CaseState,
+    DispatchState,
+    as_utc,
+)
 from server.errors import ApiError
 
 __all__ = [
     "BBox",
     "CaseFilters",
     "decode_cursor",
+    "department_as_set",
     "department_clause",
     "encode_cursor",
     "filter_clauses",
     "overdue_clause",
+    "search_text",
+    "text_clause",
 ]
 
 _LIKE_ESCAPE = "\\"
@@ -90,10 +106,28 @@ class CaseFilters:
     text: str | None = None
 
 
+def search_text(q: str | None) -> str | None:
+    """The ``q`` parameter as the text filter: stripped, None when empty; control characters are
+    refused (one of them separates the parts of a case's search row)."""
+    text = q.strip() if q else ""
+    if not text:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ApiError(400, "bad_request", "搜索词不能包含控制字符", "q must not contain control characters")
+    return text
+
+
 def overdue_clause(now: datetime) -> ColumnElement[bool]:
     """The case has a dispatch whose deadline passed without a report (its earliest open deadline
     is in the past: one indexed column, no look into the dispatches)."""
     return col(Case.open_deadline_at) < now
+
+
+def department_as_set(filters: CaseFilters) -> bool:
+    """Whether a count takes "dispatched to the department" as a set (all its dispatches) or checks
+    it case by case: with ``overdue`` the overdue cases (one index range, ids included) are
+    usually far fewer than a department's dispatches over the years, so they drive the count."""
+    return filters.overdue is not True
 
 
 def department_clause(department: str, *, whole_set: bool = False) -> ColumnElement[bool]:
@@ -129,10 +163,36 @@ def _contains(column: Any, text: str) -> ColumnElement[bool]:
     return column.ilike(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
 
 
+def text_clause(
+    text: str, *, whole_set: bool = False, scope_grids: Sequence[str] | None = None
+) -> ColumnElement[bool]:
+    """The text is in the case's summary, its case number or a note of any of its findings: in
+    its ``CaseSearch`` row, which holds exactly those parts. A count reads the rows of
+    ``scope_grids`` only (the reader's grids, or the grid filter; None: every row).
+
+    The text must not contain ``SEARCH_SEPARATOR`` (the API refuses control characters)."""
+    if SEARCH_SEPARATOR in text:
+        raise ValueError("search text contains the search separator")
+    matches = _contains(col(CaseSearch.content), text)
+    if whole_set:
+        rows = select(CaseSearch.case_id).where(matches)
+        if scope_grids is not None:
+            rows = rows.where(col(CaseSearch.scope_grid).in_(list(scope_grids)))
+        return col(Case.id).in_(rows)
+    # By case id alone (unique): PostgreSQL then walks the page's index and looks each case up,
+    # where a second, computed key made it misjudge the match rate and sort every match.
+    return exists().where(col(CaseSearch.case_id) == col(Case.id), matches)
+
+
 def filter_clauses(
-    filters: CaseFilters, now: datetime, *, whole_set: bool = False
+    filters: CaseFilters,
+    now: datetime,
+    *,
+    whole_set: bool = False,
+    scope_grids: Sequence[str] | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Conditions for a page (``whole_set`` False) or for counting every match (True)."""
+    """Conditions for a page (``whole_set`` False) or for counting every match (True); a count may
+    be told the grids the reader's scope is limited to (``scope_grids``)."""
     clauses: list[ColumnElement[bool]] = []
     if filters.grid is not None:
         clauses.append(
@@ -148,7 +208,9 @@ def filter_clauses(
     if filters.concern is not None:
         clauses.append(col(Case.concern_code) == filters.concern)
     if filters.department is not None:
-        clauses.append(department_clause(filters.department, whole_set=whole_set))
+        clauses.append(
+            department_clause(filters.department, whole_set=whole_set and department_as_set(filters))
+        )
     if filters.overdue is not None:
         clauses.append(
             overdue_clause(now)
@@ -160,14 +222,6 @@ def filter_clauses(
         clauses.append(col(Case.lon).between(box.min_lon, box.max_lon))
         clauses.append(col(Case.lat).between(box.min_lat, box.max_lat))
     if filters.text:
-        text = filters.text
-        clauses.append(
-            or_(
-                _contains(col(Case.summary), text),
-                _contains(col(Case.case_no), text),
-                col(Case.id).in_(select(Finding.case_id).where(_contains(col(Finding.note), text)))
-                if whole_set
-                else exists().where(col(Finding.case_id) == col(Case.id), _contains(col(Finding.note), text)),
-            )
-        )
+        grids = [filters.grid] if filters.grid is not None else scope_grids
+        clauses.append(text_clause(filters.text, whole_set=whole_set, scope_grids=grids))
     return clauses

@@ -11,7 +11,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
 from server.cases._access import CASE_READER_ROLES, CASE_WRITER_ROLES, CaseAccess
-from server.cases._query import CaseFilters, cursor_clause, encode_cursor, filter_clauses
+from server.cases._query import (
+    CaseFilters,
+    cursor_clause,
+    department_as_set,
+    encode_cursor,
+    filter_clauses,
+)
 from server.cases._schemas import (
     CaseDetailPublic,
     CaseEventPublic,
@@ -106,7 +112,10 @@ class CaseReader:
         self._check_filters(filters)
         now = utc_now()
         conditions = [self.access.scope_clause(), *filter_clauses(filters, now)]
-        counted = [self.access.scope_clause(whole_set=True), *filter_clauses(filters, now, whole_set=True)]
+        counted = [
+            self.access.scope_clause(whole_set=department_as_set(filters)),
+            *filter_clauses(filters, now, whole_set=True, scope_grids=self.access.scope_grids()),
+        ]
         count = (await self.session.exec(select(func.count()).select_from(Case).where(*counted))).one()
         query = select(Case).where(*conditions)
         if cursor:

@@ -1,7 +1,6 @@
 """Split and merge cases by hand; list and resolve document conflicts. Role × grid is checked by
 ``CaseReader`` (grid leaders of the case's grid, or admins), once, as for every case endpoint."""
 
-import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, or_, true
@@ -22,12 +21,14 @@ from server.db.models import (
     Conflict,
     ConflictStatus,
     Finding,
+    new_case_id,
     utc_now,
 )
 from server.errors import ApiError
 from server.merging._schemas import ConflictResolveInput, MergeResultPublic
 from server.runtime import Runtime
 from sync.case_numbers import allocate_case_numbers
+from sync.case_search import refresh_case_search
 from sync.case_view import refresh_case_view
 from sync.conflicts import ConflictWriteError, compose, fetch_branches, write_resolution
 from sync.couch import CouchError, CouchNotFound
@@ -110,7 +111,7 @@ class CaseMerger:
             self.session, case.grid_code, 1, zone=self.runtime.settings.timezone, now=now
         )
         new_case = Case(
-            id=str(uuid.uuid4()),
+            id=new_case_id(now),
             case_no=number,
             grid_code=case.grid_code,
             micro_grid_code=case.micro_grid_code,
@@ -133,6 +134,7 @@ class CaseMerger:
         # Both cases show what their live findings say now (as after a revision or a withdrawal).
         await refresh_case_view(self.session, case)
         await refresh_case_view(self.session, new_case)
+        await refresh_case_search(self.session, [case.id, new_case.id])
         moved = [f.doc_id for f in moving]
         actor = self.principal.username
         self.session.add(
@@ -224,6 +226,7 @@ class CaseMerger:
         await self.session.flush()
         for case_with_dispatches in sorted((case.id, other.id)):
             await refresh_open_deadline(self.session, case_with_dispatches)
+        await refresh_case_search(self.session, [case.id, other.id])
         await self.session.commit()
         return MergeResultPublic(
             case_id=case.id,

@@ -9,6 +9,7 @@ from sqlmodel import col
 from server.cases._lifecycle import refresh_open_deadline
 from server.db import SessionMaker
 from server.db.models import Case, CaseDispatch, CaseEvent, CaseState, Finding
+from sync.case_search import refresh_case_search
 from tests.support.stack import Stack
 
 __all__ = ["add_case", "add_department_user", "case_row", "finding_row", "miss_deadline"]
@@ -96,6 +97,7 @@ async def add_case(
                 reason="新发现 / new finding",
             )
         )
+        await refresh_case_search(session, [case.id])
         await session.commit()
         await session.refresh(case)
     return case

@@ -3,12 +3,17 @@
 from server.db.models._audit import AdminAudit
 from server.db.models._case import (
     CASE_STATE_LABELS,
+    SEARCH_SEPARATOR,
     Case,
     CaseBase,
     CaseEvent,
+    CaseSearch,
     CaseState,
     Finding,
     FindingRevision,
+    new_case_id,
+    search_content,
+    search_scope,
 )
 from server.db.models._common import as_utc, utc_now
 from server.db.models._counter import NumberCounter
@@ -49,6 +54,7 @@ __all__ = [
     "DISPATCH_STATE_LABELS",
     "OPEN_DISPATCH_STATES",
     "SATISFACTION_LABELS",
+    "SEARCH_SEPARATOR",
     "AdminAudit",
     "Case",
     "CaseBase",
@@ -56,6 +62,7 @@ __all__ = [
     "CaseEvent",
     "CaseFollowUp",
     "CaseLink",
+    "CaseSearch",
     "CaseState",
     "Conflict",
     "ConflictKind",
@@ -83,5 +90,8 @@ __all__ = [
     "WorkerHeartbeat",
     "as_utc",
     "check_department",
+    "new_case_id",
+    "search_content",
+    "search_scope",
     "utc_now",
 ]

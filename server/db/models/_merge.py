@@ -3,10 +3,9 @@ which worker holds which feed, and how each worker is doing."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from server.db.models._case import Finding
 from server.db.models._common import utc_field
 
 __all__ = [
@@ -26,13 +25,17 @@ class CaseLink(SQLModel, table=True):
     ``kind`` is ``created`` (the finding opened the case), ``joined`` (matched an open case),
     ``split`` (a leader moved it to a new case) or ``merged`` (a leader merged its case into
     another). The newest link of a finding says where it is now (``Finding.case_id`` agrees).
+
+    No index: nothing reads these rows by finding or case yet (the case's events carry the same
+    evidence for the audit trail), and each index would cost every merged finding an entry. A
+    reader of this history should add the index its query needs.
     """
 
     __tablename__ = "case_links"
 
     id: int | None = Field(default=None, primary_key=True)
-    finding_id: str = Field(max_length=200, index=True)
-    case_id: str = Field(max_length=36, index=True)
+    finding_id: str = Field(max_length=200)
+    case_id: str = Field(max_length=36)
     kind: str = Field(max_length=16)
     actor: str = Field(max_length=64)
     author: str = Field(max_length=64)
@@ -134,14 +137,3 @@ class WorkerHeartbeat(SQLModel, table=True):
     consecutive_errors: int = 0
     last_ok_at: datetime | None = utc_field(nullable=True)
     beat_at: datetime = utc_field()
-
-
-# The merge engine looks for join candidates with range probes on (concern, latitude), longitude
-# checked inside the index; declared
-# here so that the findings table module stays as the other engineers know it.
-FINDINGS_JOIN_INDEX = Index(
-    "ix_findings_concern_lat_lon",
-    Finding.__table__.c.concern_code,  # type: ignore[attr-defined]
-    Finding.__table__.c.lat,  # type: ignore[attr-defined]
-    Finding.__table__.c.lon,  # type: ignore[attr-defined]
-)
