@@ -71,6 +71,11 @@ class DatabaseSettings:
         return self.url.startswith("sqlite")
 
     @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: the SQLAlchemy dialect name."""
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    @property
     def sync_url(self) -> str:
         """URL for synchronous engines (Alembic)."""
         if self.url.startswith("sqlite+aiosqlite"):

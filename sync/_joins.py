@@ -127,7 +127,8 @@ class _JoinIndex:
             for dx, dy in offsets:
                 for entry in cells.get((grid, concern, cx + dx, cy + dy), ()):
                     squared = (entry[0] - x) ** 2 + (entry[1] - y) ** 2
-                    if squared > limit or squared > best_squared or not 0 <= now - entry[2] <= window_s:
+                    # Either order: receive times are the gateway's, not the order pages are applied.
+                    if squared > limit or squared > best_squared or abs(now - entry[2]) > window_s:
                         continue
                     if best is None or squared < best_squared or entry[2:4] < best[2:4]:
                         best, best_squared = entry, squared
@@ -221,6 +222,8 @@ class JoinCache:
         self.loaded: set[tuple[str, str]] = set()
         self.checked_at: datetime | None = None
         self.created_at: datetime | None = None
+        self.horizon: datetime | None = None
+        """The oldest receive time the index was loaded for."""
         self.own_stamps: set[datetime] = set()
         self.dirty: set[str] = set()
         self.taxonomy: Taxonomy | None = None
@@ -236,21 +239,27 @@ class JoinCache:
         pairs: set[tuple[str, str]],
         lat0: float,
         now: datetime,
+        earliest: datetime | None = None,
     ) -> _JoinIndex:
+        """The index for a page's ``pairs``. ``earliest`` is the page's earliest receive time: a
+        finding the gateway received days before the worker reads it (the worker was down) needs
+        the candidates of its own window, so the cache is rebuilt reaching back that far."""
+        window = timedelta(hours=max((_concern_window(taxonomy, c) for c in taxonomy.concerns), default=72.0))
+        oldest = min(now, earliest or now) - window
         if (
             self.index is None
             or self.taxonomy is not taxonomy
             or now - (self.created_at or now) > _CACHE_LIFETIME
+            or oldest < (self.horizon or oldest)
         ):
             self.clear()
-            self.taxonomy, self.created_at = taxonomy, now
+            self.taxonomy, self.created_at, self.horizon = taxonomy, now, oldest
             self.index = _JoinIndex(
                 radius={c: _concern_radius(taxonomy, c) for c in taxonomy.concerns},
                 window={c: _concern_window(taxonomy, c) for c in taxonomy.concerns},
                 lat0=float(round(lat0)),  # whole degrees: every page on the same plane
             )
         index = self.index
-        oldest = now - timedelta(hours=max(index.window.values(), default=72.0))
         if self.loaded and self.checked_at is not None:
             grids = sorted({g for g, _ in self.loaded})
             since = self.checked_at - _REFRESH_SLACK

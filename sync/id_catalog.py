@@ -1,18 +1,21 @@
-"""Every document id of the small, rarely written databases, per process, at most a moment old.
+"""Every document id of the small databases (reference data, each grid's alerts) and where their
+feeds stand, per process, at most a moment old.
 
-A user's virtual database is their grid databases plus two small ones: reference data (written by
-provisioning and admins) and each grid's alerts (missing-person alerts and urgent findings). A
-document id may live in any of them, so without this catalog every push batch asked every source
-(``_revs_diff`` and the stored revisions) and every pull page read every source's ``_changes``:
-three CouchDB requests where one holds the data. With the catalog the small databases are asked
-only about ids they hold, and skipped by ``_changes`` while nothing was written there.
+A user's virtual database is their grid databases plus these small ones. Without the catalog
+every pull page read every source's ``_changes`` (three requests where one holds the data) and
+every push batch asked the reference database about ids it never holds. With it:
 
-How stale it may be: a refresh reads the database's ``_changes`` since the last one (ids only) at
-most every ``ttl_s``, and this process's own writes are noted at once. What another process wrote
-there less than ``ttl_s`` ago may not be seen yet: for that moment, a pull reads it on its next
-page instead of this one, and a push of the same id is placed as if it were new. Documents never
-move between databases, so an id, once catalogued, stays true. A database with more than
-``max_ids`` documents is not catalogued (``None``): callers then ask it about every id.
+* a pull page skips a small database whose feed stood at the client's position at the catalog's
+  last look; a longpoll expires the entries of its databases when it starts and whenever it hears
+  one of them move, so a live tablet reads a fresh alert at once, and a normal pull reads what
+  another process wrote less than ``ttl_s`` ago on its next page or sync;
+* a push asks the reference database only about the ids it holds (``server.gateway._lookup``;
+  the alerts databases are always asked there, being written by tablets).
+
+A refresh reads the database's ``_changes`` since the last one (ids only) at most every ``ttl_s``,
+and this process's own writes are noted at once. Documents never move between databases, so an
+id, once catalogued, stays true. A database with more than ``max_ids`` documents is not
+catalogued (``None``): callers then ask it directly.
 """
 
 import asyncio
@@ -70,6 +73,13 @@ class IdCatalog:
             if len(rows) < _PAGE:
                 break
         entry.checked_at = checked_at
+
+    def expire(self, dbs: Iterable[str]) -> None:
+        """These databases moved (a longpoll heard it): look again at the next use."""
+        for db in dbs:
+            entry = self._entries.get(db)
+            if entry is not None:
+                entry.checked_at = float("-inf")
 
     def note_written(self, db: str, doc_ids: Iterable[str]) -> None:
         """This process wrote ``doc_ids`` to ``db``: they live there now, and its feed moved."""

@@ -28,7 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
-from geo import Datum, GridIndex, gcj02_to_wgs84_many, to_wgs84
+from geo import GridIndex, to_wgs84, to_wgs84_many
 from server.db.models import (
     Case,
     CaseEvent,
@@ -47,6 +47,7 @@ from sync._joins import JoinCache, JoinEvidence, _JoinIndex, _Member, lock_join_
 from sync.case_numbers import allocate_case_numbers
 from sync.case_search import extend_case_search, refresh_case_search
 from sync.case_view import refresh_case_view
+from sync.receipts import forget_receipts, received_times
 
 __all__ = [
     "MERGED_TYPES",
@@ -228,6 +229,8 @@ class _New:
     micro_grid: str | None = None
     assignment: str = "unassigned"
     candidates: list[str] = field(default_factory=list)
+    received_at: datetime | None = None
+    """When the gateway received it (``sync.receipts``); None: the page's own time."""
 
 
 async def apply_page(
@@ -256,28 +259,8 @@ async def apply_page(
 
     # First what each change is (nothing written yet), so the join scopes can be locked before
     # any row is: the locks come first in every page's transaction, always in the same order.
-    steps: list[tuple[_Change, Finding, Mapping[str, Any] | None] | ChangeOutcome] = []
-    kept: list[_Change] = []
-    fresh: list[_New] = []
-    for change in changes:
-        finding = known.get(change.doc_id)
-        if change.deleted and finding is None:
-            steps.append(ChangeOutcome("skipped", doc_id=change.doc_id))
-        elif change.deleted and finding is not None:
-            steps.append((change, finding, None))  # withdrawn
-        else:
-            try:
-                validate_document(change.doc, taxonomy)
-            except DocumentInvalid as exc:
-                # The gateway refuses these at push; one can still arrive written straight to CouchDB.
-                steps.append(ChangeOutcome("invalid", detail=str(exc), doc_id=change.doc_id))
-                continue
-            current = upgrade(change.doc)
-            if finding is None:
-                fresh.append(_New(change, _finding_fields(current, taxonomy, convert=False)))
-            else:
-                steps.append((change, finding, current))
-        kept.append(change)
+    plan = _classify(changes, known, source_db, taxonomy)
+    steps, kept, fresh = plan.steps, plan.kept, plan.fresh
     if fresh:
         _to_wgs84_many(fresh)
         _assign(fresh, grid_index)
@@ -285,6 +268,9 @@ async def apply_page(
     # Stamped after the locks: every case a new finding may join was received before this.
     now = now or utc_now()
     join_cache.own_stamps.add(now)
+    await _take_receipts(session, fresh, rows, now)
+    if plan.clashes:
+        outcomes += await _refuse_clashes(session, plan.clashes, source_db, now)
 
     for step in steps:
         if isinstance(step, ChangeOutcome):
@@ -308,6 +294,50 @@ async def apply_page(
         ]
         await _bulk_insert(session, FindingRevision, revisions)
     return outcomes
+
+
+_Step = tuple[_Change, Finding, Mapping[str, Any] | None] | ChangeOutcome
+"""A revision of a known finding (None: withdrawn), or an outcome decided without writing."""
+
+
+@dataclass
+class _Plan:
+    steps: list[_Step] = field(default_factory=list)
+    kept: list[_Change] = field(default_factory=list)
+    """Changes whose revision is recorded as applied."""
+    fresh: list[_New] = field(default_factory=list)
+    clashes: list[tuple[_Change, Finding]] = field(default_factory=list)
+
+
+def _classify(
+    changes: Sequence[_Change], known: Mapping[str, Finding], source_db: str, taxonomy: Taxonomy
+) -> _Plan:
+    plan = _Plan()
+    for change in changes:
+        finding = known.get(change.doc_id)
+        if finding is not None and finding.source_db != source_db:
+            # The same id written into another database (the gateway places every revision in
+            # its document's home; a volunteer of another grid cannot see this one): never let it
+            # change or withdraw somebody else's finding.
+            plan.clashes.append((change, finding))
+        elif change.deleted and finding is None:
+            plan.steps.append(ChangeOutcome("skipped", doc_id=change.doc_id))
+        elif change.deleted and finding is not None:
+            plan.steps.append((change, finding, None))  # withdrawn
+        else:
+            try:
+                validate_document(change.doc, taxonomy)
+            except DocumentInvalid as exc:
+                # The gateway refuses these at push; one can still arrive written straight to CouchDB.
+                plan.steps.append(ChangeOutcome("invalid", detail=str(exc), doc_id=change.doc_id))
+                continue
+            current = upgrade(change.doc)
+            if finding is None:
+                plan.fresh.append(_New(change, _finding_fields(current, taxonomy, convert=False)))
+            else:
+                plan.steps.append((change, finding, current))
+        plan.kept.append(change)
+    return plan
 
 
 async def apply_change(
@@ -334,16 +364,14 @@ async def apply_change(
 
 
 def _to_wgs84_many(fresh: Sequence[_New]) -> None:
-    """WGS-84 for the page's new findings: GCJ-02 (most phones) converted as one array."""
-    gcj = [n for n in fresh if n.fields["reported_datum"] == Datum.GCJ02]
-    if gcj:
-        lon, lat = gcj02_to_wgs84_many([n.fields["lon"] for n in gcj], [n.fields["lat"] for n in gcj])
-        for new, x, y in zip(gcj, lon.tolist(), lat.tolist(), strict=True):
-            new.fields["lon"], new.fields["lat"] = x, y
-    for new in fresh:
-        if new.fields["reported_datum"] != Datum.GCJ02:
-            f = new.fields
-            f["lon"], f["lat"] = to_wgs84(f["reported_lon"], f["reported_lat"], f["reported_datum"])
+    """WGS-84 for the page's new findings, GCJ-02 (most phones) converted as one array."""
+    lons, lats = to_wgs84_many(
+        [n.fields["reported_lon"] for n in fresh],
+        [n.fields["reported_lat"] for n in fresh],
+        [n.fields["reported_datum"] for n in fresh],
+    )
+    for new, lon, lat in zip(fresh, lons, lats, strict=True):
+        new.fields["lon"], new.fields["lat"] = lon, lat
 
 
 def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
@@ -364,20 +392,22 @@ def _assign(fresh: Sequence[_New], grid_index: GridIndex | None) -> None:
 def _decide(
     fresh: Sequence[_New], index: _JoinIndex, now: datetime
 ) -> list[tuple[_New, str, JoinEvidence | None]]:
-    """Join or open, finding by finding in feed order; each new finding is a candidate for the next."""
+    """Join or open, finding by finding in feed order; each new finding is a candidate for the next.
+    Windows compare receive times (the gateway's, else ``now``)."""
     decisions: list[tuple[_New, str, JoinEvidence | None]] = []
     for new in fresh:
         concern = new.fields["concern_code"]
-        evidence = (
-            index.match(new.grid, concern, new.fields["lat"], new.fields["lon"], now) if new.grid else None
-        )
+        received = new.received_at or now
+        f = new.fields
+        evidence = index.match(new.grid, concern, f["lat"], f["lon"], received) if new.grid else None
         case_id = evidence.case_id if evidence else new_case_id(now)
         decisions.append((new, case_id, evidence))
         if new.grid:
-            member = _Member(
-                new.change.doc_id, case_id, new.fields["author"], new.fields["lat"], new.fields["lon"], now
+            index.add(
+                new.grid,
+                concern,
+                _Member(new.change.doc_id, case_id, f["author"], f["lat"], f["lon"], received),
             )
-            index.add(new.grid, concern, member)
     return decisions
 
 
@@ -430,7 +460,8 @@ async def _create_or_join(
     pairs = {(g, c) for g, c, _, _ in probes}
     lat0 = probes[0][2] if probes else 31.0
     for _attempt in range(3):
-        index = await join_cache.index_for(session, taxonomy, pairs, lat0, now)
+        earliest = min((n.received_at for n in fresh if n.received_at), default=None)
+        index = await join_cache.index_for(session, taxonomy, pairs, lat0, now, earliest)
         decisions = _decide(fresh, index, now)
         opening = {case_id for _, case_id, e in decisions if e is None}
         chosen = sorted({e.case_id for _, _, e in decisions if e is not None} - opening)
@@ -514,7 +545,7 @@ async def _create_or_join(
                 "source_db": source_db,
                 "rev": new.change.rev,
                 "case_id": case_id,
-                "received_at": now,
+                "received_at": new.received_at or now,
                 "deleted": False,
                 "status_version": 1,
                 "status_published_version": 0,
@@ -657,3 +688,41 @@ async def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: date
             )
         )
     return ChangeOutcome("deleted", finding.case_id, doc_id=finding.doc_id)
+
+
+async def _take_receipts(
+    session: AsyncSession, fresh: Sequence[_New], rows: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
+    """New findings take their gateway receive time; the page's receipts are then done with."""
+    if fresh:
+        receipts = await received_times(session, [n.change.doc_id for n in fresh], now)
+        for new in fresh:
+            new.received_at = receipts.get(new.change.doc_id)
+    if rows:
+        await forget_receipts(session, list(dict.fromkeys(str(row["id"]) for row in rows)))
+
+
+async def _refuse_clashes(
+    session: AsyncSession, clashes: Sequence[tuple["_Change", Finding]], source_db: str, now: datetime
+) -> list[ChangeOutcome]:
+    """Revisions of a known finding's id from another database: kept out, shown on the case."""
+    events = [
+        _event(
+            finding.case_id,
+            "id_clash",
+            now,
+            reason="另一网格库中出现同编号文档，未采用 / same id in another database: ignored",
+            details={
+                "finding": finding.doc_id,
+                "rev": change.rev,
+                "source_db": source_db,
+                "home_db": finding.source_db,
+                "author": (change.doc or {}).get("author"),
+                "deleted": change.deleted,
+            },
+        )
+        for change, finding in clashes
+        if finding.case_id is not None
+    ]
+    await _bulk_insert(session, CaseEvent, events)
+    return [ChangeOutcome("id_clash", finding.case_id, doc_id=finding.doc_id) for _, finding in clashes]

@@ -20,6 +20,7 @@ import os
 import random
 import secrets
 import socket
+import time
 from typing import Any
 
 from sqlalchemy import update
@@ -38,6 +39,7 @@ from sync.conflicts import record as record_conflict
 from sync.couch import CouchClient
 from sync.merge import JoinCache, apply_page
 from sync.merge_outbox import plan_merge, settle_pending
+from sync.receipts import purge_receipts
 from sync.writeback import publish_statuses
 
 __all__ = ["STOPPED", "ChangeFollower", "FeedStats", "LeaseLost"]
@@ -45,6 +47,7 @@ __all__ = ["STOPPED", "ChangeFollower", "FeedStats", "LeaseLost"]
 log = logging.getLogger("gridpatrol.worker")
 STOPPED = "已停止 / stopped"
 """The heartbeat's last error once a following worker has stopped cleanly."""
+_RECEIPT_PURGE_EVERY_S = 3600.0
 CONFLICT_TYPES = frozenset(DOCUMENT_TYPES) - SERVER_ONLY_TYPES
 """Documents tablets write: any of them can be edited on two devices offline."""
 
@@ -87,6 +90,7 @@ class ChangeFollower:
         self._positions: dict[str, str] = {}
         """Each feed's checkpoint as this follower last read or wrote it."""
         self._backoff_s = 0.0
+        self._receipts_purged_at = float("-inf")
 
     def feeds(self) -> list[tuple[str, str]]:
         """(database, grid code) of every alerts database, then of every grid database: urgent
@@ -270,7 +274,14 @@ class ChangeFollower:
         return stats
 
     async def publish(self, stats: FeedStats, *, batches: int | None = None) -> None:
-        """Publish the status outbox: everything pending, or at most ``batches`` batches."""
+        """Publish the status outbox: everything pending, or at most ``batches`` batches (the
+        feeds are drained then; old receipts no page took are purged about hourly)."""
+        if time.monotonic() - self._receipts_purged_at > _RECEIPT_PURGE_EVERY_S:
+            async with self.runtime.sessions() as session, session.begin():
+                purged = await purge_receipts(session, utc_now())
+            self._receipts_purged_at = time.monotonic()
+            if purged:
+                log.info("purged %d receipts older than any page will read", purged)
         done = 0
         while batches is None or done < batches:
             published = await publish_statuses(self.runtime.sessions, self.runtime.couch)

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from server.gateway._errors import GatewayError
-from server.gateway._lookup import CATALOGUED_LANES
-from server.gateway._scope import Source
+from server.gateway._scope import Lane, Source
 from server.gateway._seq import Positions
 
 if TYPE_CHECKING:
@@ -28,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["ChangesQuery", "DirectFilter", "changes_page", "transfer_cost"]
 
 _UNBOUNDED_PAGE = 1000
+_CATALOGUED = frozenset({Lane.ALERT, Lane.REFERENCE})
+"""Small databases whose feed position the id catalog knows (a longpoll that hears one of them
+move expires its entry, so a live pull reads a fresh alert at once)."""
 _PASSTHROUGH = ("style", "include_docs", "conflicts", "attachments", "att_encoding_info")
 _encoder = msgspec.json.Encoder()
 
@@ -148,7 +150,7 @@ async def _sources_to_read(view: "VirtualDatabase", positions: Positions) -> lis
     client's position at the catalog's last look, a moment ago: they have nothing new to read."""
     wanted = []
     for source in view.sources:
-        if source.lane in CATALOGUED_LANES:
+        if source.lane in _CATALOGUED:
             entry = await view.runtime.id_catalog.entry(view.couch, source.db)
             if entry is not None and entry.seq == positions.get(source.key, 0):
                 continue

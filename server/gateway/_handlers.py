@@ -231,6 +231,8 @@ async def _changes(
         return json_response(await vdb.changes(params, doc_ids, direct_filter))
     notifier = vdb.runtime.notifier()
     seen = await notifier.snapshot(vdb.source_dbs)
+    # A change from just before the snapshot wakes nobody: the catalog must look for itself.
+    vdb.runtime.id_catalog.expire(vdb.source_dbs)
     page = await vdb.changes(params, doc_ids, direct_filter)
     if page["results"]:
         return json_response(page)
@@ -247,6 +249,7 @@ async def _changes(
                 break
             moved = await notifier.wait(seen, min(remaining, heartbeat_s or remaining))
             if moved:
+                vdb.runtime.id_catalog.expire(vdb.source_dbs)
                 seen = await notifier.snapshot(vdb.source_dbs)
                 try:
                     page = await vdb.changes(params, doc_ids, direct_filter)

@@ -1,9 +1,12 @@
-"""Which of a view's sources can hold a given document id, and what they hold.
+"""What a push batch's ids are now: which source holds each, and its stored revision.
 
-Grid databases are asked about every id. The small databases (reference data, alerts) are asked
-only about the ids the process's ``IdCatalog`` knows they hold, so a batch of new findings costs
-one request to the grid database instead of one per source (see ``sync.id_catalog`` for how stale
-the catalog may be).
+Grid and alerts databases are asked about every id of the batch. The reference database (grid
+outlines, taxonomy, schemas: written by provisioning and admins only, and read-only for everyone
+else) is asked only about the ids the process's ``IdCatalog`` knows it holds. Its catalog may be a
+second old; a push of an id that an admin gave a reference document within that second is placed
+as a new document in a grid database (never a change to the reference document). The alerts
+databases are not trusted to the catalog: their documents are written by tablets, and a volunteer
+must never edit a colleague's fresh alert because this process had not seen it yet.
 """
 
 import asyncio
@@ -14,12 +17,10 @@ from server.gateway._scope import Lane, Source
 from server.runtime import Runtime
 from sync.recent_docs import StoredDoc
 
-__all__ = ["CATALOGUED_LANES", "Stored", "ids_by_source", "stored_docs"]
+__all__ = ["Stored", "ids_by_source", "stored_docs"]
 
 Stored = dict[str, tuple[Source, dict[str, Any] | None]]
 """Id → its home source and winning revision (None when deleted), for the ids that exist."""
-
-CATALOGUED_LANES = frozenset({Lane.ALERT, Lane.REFERENCE})
 
 
 async def ids_by_source(
@@ -29,7 +30,7 @@ async def ids_by_source(
     left out hold none of them (so every revision is missing there)."""
     asked: list[tuple[Source, list[str]]] = []
     for source in sources:
-        if source.lane not in CATALOGUED_LANES:
+        if source.lane is not Lane.REFERENCE:
             asked.append((source, list(doc_ids)))
             continue
         entry = await runtime.id_catalog.entry(runtime.couch, source.db)

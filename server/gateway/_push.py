@@ -3,9 +3,12 @@ database, answer refusals per document as ``forbidden`` and record them for the 
 """
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.auth import Principal
 from server.db import upsert_insert
@@ -17,6 +20,8 @@ from server.gateway._scope import Lane, Source
 from server.runtime import GridState, Runtime
 
 __all__ = ["PushService"]
+
+log = logging.getLogger("gridpatrol.gateway")
 
 
 class PushService:
@@ -74,13 +79,14 @@ class PushService:
                 )
             )
         finally:
+            # Whatever CouchDB stored before a failure, forget what this process knew of it.
+            for db, indexes in groups.items():
+                self.runtime.db_infos.forget(db)
+                written_ids = [str(docs[i]["_id"]) for i in indexes]
+                self.runtime.id_catalog.note_written(db, written_ids)
+                self.runtime.recent_docs.forget(written_ids)
             if stamping is not None:
                 await stamping
-        for db, indexes in groups.items():
-            self.runtime.db_infos.forget(db)
-            written_ids = [str(docs[i]["_id"]) for i in indexes]
-            self.runtime.id_catalog.note_written(db, written_ids)
-            self.runtime.recent_docs.forget(written_ids)
         backend: dict[int, dict[str, Any]] = {}
         for (_, indexes), answer in zip(groups.items(), written, strict=True):
             backend.update(_align(indexes, [docs[i] for i in indexes], answer, new_edits=new_edits))
@@ -115,11 +121,17 @@ class PushService:
         if not rows:
             return
         table = Receipt.__table__  # type: ignore[attr-defined]
-        dialect = "sqlite" if self.runtime.settings.database.is_sqlite else "postgresql"
-        async with self.runtime.sessions() as session:
-            # executemany of one statement: compiled once per process, not once per batch
-            await session.exec(upsert_insert(dialect, table).on_conflict_do_nothing(), params=rows)
-            await session.commit()
+        try:
+            async with self.runtime.sessions() as session:
+                # executemany of one statement: compiled once per process, not once per batch
+                await session.exec(
+                    upsert_insert(self.runtime.settings.database.dialect, table).on_conflict_do_nothing(),
+                    params=rows,
+                )
+                await session.commit()
+        except (SQLAlchemyError, OSError) as exc:
+            # The documents are stored all the same; the worker then uses its own receive time.
+            log.warning("receipts of %d revisions not recorded: %s", len(rows), exc)
 
     async def _record(
         self, refusals: Sequence[tuple[Mapping[str, Any], Refusal]], device_hint: str | None
@@ -142,8 +154,9 @@ class PushService:
                 }
             )
         table = RefusalRow.__table__  # type: ignore[attr-defined]
-        dialect = "sqlite" if self.runtime.settings.database.is_sqlite else "postgresql"
-        statement = upsert_insert(dialect, table).values(rows).on_conflict_do_nothing()
+        statement = (
+            upsert_insert(self.runtime.settings.database.dialect, table).values(rows).on_conflict_do_nothing()
+        )
         async with self.runtime.sessions() as session:
             await session.exec(statement)
             await session.commit()

@@ -14,7 +14,7 @@ from server.auth import Principal
 from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
-from server.gateway._lookup import ids_by_source, stored_docs
+from server.gateway._lookup import stored_docs
 from server.gateway._scope import Lane, Source, user_sources
 from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
@@ -224,13 +224,12 @@ class VirtualDatabase:
                 continue
             home = homes.home(doc_id)
             groups.setdefault(home if home in by_db else None, []).append(position)
-        calls = [(by_db[db], positions) for db, positions in groups.items() if db is not None]
-        unknown = groups.get(None, [])
-        if unknown:
-            ids = list(dict.fromkeys(str(docs[i].get("id", "")) for i in unknown))
-            for source, held in await ids_by_source(self.runtime, self.sources, ids):
-                wanted = set(held)
-                calls.append((source, [i for i in unknown if str(docs[i].get("id", "")) in wanted]))
+        # Unknown homes ask every source: a fresh document another gateway process saw in the
+        # changes feed must be found, or PouchDB gives up the whole batch.
+        calls = []
+        for db, positions in groups.items():
+            for source in [by_db[db]] if db is not None else self.sources:
+                calls.append((source, positions))
         answers = await asyncio.gather(
             *(
                 self.couch.bulk_get(
@@ -318,10 +317,9 @@ class VirtualDatabase:
         """For each existing id: the source holding it and its ``_all_docs`` row (deleted ones too)."""
         if not doc_ids:
             return {}
-        asked = await ids_by_source(self.runtime, self.sources, doc_ids)
-        answers = await asyncio.gather(*(self.couch.all_docs(s.db, keys=ids) for s, ids in asked))
+        answers = await asyncio.gather(*(self.couch.all_docs(s.db, keys=doc_ids) for s in self.sources))
         homes: dict[str, tuple[Source, dict[str, Any]]] = {}
-        for (source, _), answer in zip(asked, answers, strict=True):
+        for source, answer in zip(self.sources, answers, strict=True):
             for row in answer.get("rows", []):
                 if "error" not in row and row.get("id") not in homes:
                     homes[row["id"]] = (source, row)

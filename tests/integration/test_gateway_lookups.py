@@ -1,7 +1,8 @@
-"""Which CouchDB databases a push or a pull asks. The small databases of a user's view (reference
-data, alerts) are asked only about the ids they hold (the process's id catalog), so new findings
-cost requests to the grid database alone; and documents in the small databases are still found,
-whoever wrote them."""
+"""Which CouchDB databases a push or a pull asks. A push batch looks its ids up once (for
+``_revs_diff`` and the ``_bulk_docs`` that follows) in the grid and alerts databases; the
+reference database is asked only about ids the process's catalog knows it holds. Documents in the
+small databases are found at once, whoever wrote them: a colleague's fresh alert can never be
+taken over, and a live pull reads it without waiting for the catalog."""
 
 import asyncio
 from typing import Any
@@ -14,8 +15,6 @@ from tests.support.docs import hazard, missing_person
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
-
-CATALOG_TTL_S = 1.0
 
 
 async def _couch_requests(stack: Stack) -> dict[str, dict[str, int]]:
@@ -47,9 +46,10 @@ async def test_a_push_of_new_findings_asks_the_grid_database_only(
     assert grid.get("_bulk_docs") == 3
     assert grid.get("_all_docs") == 3  # one lookup per batch, made by _revs_diff and reused
     assert "_revs_diff" not in grid  # none of the ids existed anywhere
-    for small in (couch.alert_db("ZR01"), couch.reference_db):
-        # only the catalog's refreshes (ids since its last look) and database info
-        assert set(_delta(before, after, small)) <= {"_changes", ""}, small
+    alerts = _delta(before, after, couch.alert_db("ZR01"))
+    assert alerts.get("_all_docs") == 3 and "_revs_diff" not in alerts
+    # the reference database: only the catalog's refreshes (ids since its last look) and info
+    assert set(_delta(before, after, couch.reference_db)) <= {"_changes", ""}
 
 
 async def test_an_edit_of_an_existing_finding_is_checked_against_its_stored_author(
@@ -99,15 +99,26 @@ async def test_documents_of_the_small_databases_are_found_whoever_wrote_them(
     assert "只能修改自己记录的文档" in refused["errors"][0]["message"]
 
     # An alert written into CouchDB by another process (here: the test's own client, which the
-    # gateway's catalog never saw) is found once the catalog looks again.
+    # gateway never saw) is found at once: a colleague cannot claim it in the catalog's blind
+    # second, neither as a new document nor as an edit of its revision.
     elsewhere: dict[str, Any] = missing_person("vol1", doc_id="alert-elsewhere", name="李阿姨")
     elsewhere.pop("_attachments", None)
-    await stack.runtime.couch.put_doc(couch.alert_db("ZR01"), elsewhere)
-    await asyncio.sleep(CATALOG_TTL_S + 0.2)
+    await colleague.pull()  # the catalog has just looked at the alerts database
+    written = await stack.runtime.couch.put_doc(couch.alert_db("ZR01"), elsewhere)
     await colleague.put(missing_person("vol1b", doc_id="alert-elsewhere", name="冒名 / impostor"))
     clash = await colleague.push()
     assert clash["doc_write_failures"] == 1
     assert "作者字段不可修改" in clash["errors"][0]["message"]
+    first = written["rev"].split("-", 1)[1]
+    takeover = {
+        **missing_person("vol1b", doc_id="alert-elsewhere", name="冒名 / impostor"),
+        "_rev": "2-" + "a" * 32,
+        "_revisions": {"start": 2, "ids": ["a" * 32, first]},
+    }
+    takeover.pop("_attachments", None)
+    async with stack.http("vol1b") as client:
+        answer = await client.post("/sync/field/_bulk_docs", json={"docs": [takeover], "new_edits": False})
+    assert answer.json()[0]["error"] == "forbidden"
     stored = await stack.runtime.couch.get_doc(couch.alert_db("ZR01"), "alert-elsewhere")
     assert stored["name"] == "李阿姨" and "_conflicts" not in stored
 
@@ -143,3 +154,34 @@ async def test_the_id_catalog_follows_its_database_and_gives_up_when_it_is_large
     await couch.bulk_docs(db, [{"_id": "c"}, {"_id": "d"}])
     catalog.note_written(db, ["c", "d"])
     assert await catalog.entry(couch, db) is None  # over max_ids: callers ask the database itself
+
+
+async def test_a_live_pull_and_bulk_get_see_an_alert_another_process_just_wrote(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    couch = stack.settings.couch
+    async with stack.http("vol1b") as client:
+        since = (await client.get("/sync/field/_changes", params={"since": "0"})).json()["last_seq"]
+        waiting = asyncio.create_task(
+            client.get(
+                "/sync/field/_changes",
+                params={"feed": "longpoll", "since": since, "timeout": "20000", "heartbeat": "5000"},
+            )
+        )
+        await asyncio.sleep(0.3)  # parked, with the catalog fresh from the first page
+        alert: dict[str, Any] = missing_person("vol1", doc_id="alert-live", name="王大爷")
+        alert.pop("_attachments", None)
+        started = asyncio.get_running_loop().time()
+        await stack.runtime.couch.put_doc(couch.alert_db("ZR01"), alert)
+        answer = await asyncio.wait_for(waiting, timeout=15)
+        assert [r["id"] for r in answer.json()["results"]] == ["alert-live"]
+        assert asyncio.get_running_loop().time() - started < 5  # not the longpoll's 20 s
+
+        # _bulk_get of a document this process never saw in a feed: found, not a batch-breaking miss
+        other = missing_person("vol1", doc_id="alert-unseen", name="赵阿姨")
+        other.pop("_attachments", None)
+        rev = (await stack.runtime.couch.put_doc(couch.alert_db("ZR01"), other))["rev"]
+        fetched = await client.post(
+            "/sync/field/_bulk_get", json={"docs": [{"id": "alert-unseen", "rev": rev}]}
+        )
+        assert fetched.json()["results"][0]["docs"][0]["ok"]["name"] == "赵阿姨"

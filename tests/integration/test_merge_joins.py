@@ -11,7 +11,8 @@ from sqlmodel import col, select
 
 from server.db.models import Case, CaseEvent, CaseLink, CaseState, FeedCheckpoint, Finding
 from sync.worker import ChangeFollower
-from tests.support.docs import ZR01_POINT, hazard
+from tests.conftest import TabletFactory
+from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -253,3 +254,30 @@ async def test_revised_and_withdrawn_findings_recompute_case_severity_and_locati
     severity, lat, lon = await shown()
     assert severity == "medium"
     assert lat == pytest.approx(near(10)[1], abs=1e-5)
+
+
+async def test_the_same_id_from_another_grids_database_never_changes_a_finding(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    """A volunteer of ZR02 cannot see ZR01's finding, so the gateway takes their document with the
+    same id as a new one of ZR02's; the worker must not let it rewrite or withdraw ZR01's finding."""
+    owner = await tablet_factory("vol1")
+    await owner.put(hazard("vol1", doc_id="contested", note="楼道飞线", photo=False))
+    await owner.push()
+    await stack.run_worker()
+    other = await tablet_factory("vol2")
+    await other.put(hazard("vol2", doc_id="contested", point=ZR02_POINT, note="篡改", photo=False))
+    assert (await other.push())["docs_written"] == 1  # a ZR02 document, as far as the gateway knows
+    stats = await stack.run_worker()
+    assert stats["id_clash"] == 1
+    async with stack.runtime.sessions() as session:
+        finding = await session.get(Finding, "contested")
+        assert finding is not None
+        assert (finding.author, finding.note, finding.deleted) == ("vol1", "楼道飞线", False)
+        events = (
+            await session.exec(select(CaseEvent).where(col(CaseEvent.case_id) == finding.case_id))
+        ).all()
+    clash = [e for e in events if e.action == "id_clash"]
+    assert len(clash) == 1 and clash[0].details["author"] == "vol2"
+    assert "未采用" in clash[0].reason
+    assert (await stack.run_worker()).get("id_clash", 0) == 0  # applied once: a replay changes nothing
