@@ -88,7 +88,8 @@ class Following:
             self._log()
 
     async def _keep(self) -> None:
-        """Renew and balance the leases (``FeedLeases.keep``), pick up new feeds, report well."""
+        """Renew and balance the leases (``FeedLeases.keep``), pick up new feeds, settle pending
+        merges, report well."""
         follower = self.follower
         await follower.runtime.refresh()
         feeds = follower.feeds()
@@ -100,6 +101,10 @@ class Following:
             self._drop(db)
         self.dirty |= set(held) - set(follower.held)
         follower.held = held
+        # A merge a failed write or a lapsed claim left pending is retried here too, not only at
+        # its feed's next change (a quiet alerts database may not change for hours).
+        for db in held:
+            await follower.settle_merges(db, self.stats)
         follower.succeeded()
         await follower.beat()
 

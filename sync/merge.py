@@ -315,10 +315,14 @@ def _classify(
     plan = _Plan()
     for change in changes:
         finding = known.get(change.doc_id)
-        if finding is not None and finding.source_db != source_db:
+        if finding is not None and (
+            finding.source_db != source_db
+            or (not change.deleted and change.doc.get("author") != finding.author)
+        ):
             # The same id written into another database (the gateway places every revision in
-            # its document's home; a volunteer of another grid cannot see this one): never let it
-            # change or withdraw somebody else's finding.
+            # its document's home; a volunteer of another grid cannot see this one), or a branch
+            # by another author (a creation that raced another's, written in the same instant):
+            # never let it change or withdraw somebody else's finding.
             plan.clashes.append((change, finding))
         elif change.deleted and finding is None:
             plan.steps.append(ChangeOutcome("skipped", doc_id=change.doc_id))

@@ -235,6 +235,8 @@ async def _failed(sessions: SessionMaker, conflict: Conflict, holder: str, error
             return "conflict_merge_retry"
         row.claimed_by, row.claimed_until = None, None
         row.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if not refused:
+            row.attempts -= 1  # the claim counted a try; a CouchDB that is away is not a refusal
         give_up = refused and row.attempts >= MAX_MERGE_ATTEMPTS
         if give_up:
             row.status = ConflictStatus.OPEN

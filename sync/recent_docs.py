@@ -4,10 +4,11 @@ PouchDB pushes each batch as ``_revs_diff`` and then, at once, ``_bulk_docs`` wi
 documents. The gateway needs the same facts for both (where each id lives, and the stored
 revision whose author decides who may edit it), so ``_revs_diff`` looks them up and ``_bulk_docs``
 reuses what is at most ``ttl_s`` old instead of asking CouchDB again. Writes through this process
-forget what they touch. What another process wrote in the last ``ttl_s`` is not seen: the window
-is the one the id catalog and database info already have (a push then places a document another
-process created a moment earlier as if it were new; CouchDB keeps both branches and the worker
-reports the conflict to the grid leader).
+forget what they touch. What another process wrote in the last ``ttl_s`` is not seen: a push then
+places a document another process created a moment earlier *with the same id* as if it were new.
+Ids are the tablets' own random ones (and ``status:`` ids are reserved), so this needs two devices
+creating one id in the same second; CouchDB then keeps both branches, the worker shows the
+conflict to the grid leader and never lets the other author's branch rewrite the finding.
 """
 
 import time
@@ -39,7 +40,11 @@ class RecentDocs:
         for doc_id, stored in found.items():
             self._entries[doc_id] = (now, key, stored)
             self._entries.move_to_end(doc_id)
-        while len(self._entries) > self.capacity:
+        # Oldest first: drop what expired (bodies are not kept longer than they serve), then
+        # whatever exceeds the capacity.
+        while self._entries and (
+            len(self._entries) > self.capacity or now - next(iter(self._entries.values()))[0] > self.ttl_s
+        ):
             self._entries.popitem(last=False)
 
     def recall(self, asked: Sequence[str], doc_ids: Iterable[str]) -> dict[str, StoredDoc] | None:
@@ -53,6 +58,9 @@ class RecentDocs:
                 return None
             recalled[doc_id] = entry[2]
         return recalled
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def forget(self, doc_ids: Iterable[str]) -> None:
         for doc_id in doc_ids:

@@ -168,12 +168,13 @@ class ChangeFollower:
         last_seq = str(page.get("last_seq", since or 0))
         if not rows and last_seq == (since or "0"):
             self._positions[db] = since or "0"
-            await self._settle_merges(db, stats, [])
+            await self.settle_merges(db, stats, [])
             return 0
         conflicts = await self._examine_conflicts(db, rows)
         counts: dict[str, int] = {}
         try:
             async with self.runtime.sessions() as session, session.begin():
+                await self._bound_lock_waits(session)
                 # The lease row first: on PostgreSQL its row lock queues any other transaction on
                 # this feed behind ours; then the checkpoint must still be where we read from.
                 await self.leases.renew(session, db)
@@ -211,8 +212,16 @@ class ChangeFollower:
             stats.outcomes[key] = stats.outcomes.get(key, 0) + value
         self._positions[db] = last_seq
         stats.changes += len(rows)
-        await self._settle_merges(db, stats, conflicts)
+        await self.settle_merges(db, stats, conflicts)
         return len(rows)
+
+    async def _bound_lock_waits(self, session: AsyncSession) -> None:
+        """On PostgreSQL a page waits for a lock (the lease row, a join scope) at most half a lease:
+        a holder whose connection is half open (its host gone, not killed) must not stall us for
+        as long as TCP takes to notice. The page then fails and is retried after a back-off."""
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lease_s * 500)}")
 
     # --- conflicts: classified before the page, recorded in it, soft merges written after it ----
     # (sync/merge_outbox.py: a merge written to CouchDB is recorded in SQL first, never lost)
@@ -246,7 +255,9 @@ class ChangeFollower:
                 key = f"conflict_{report.kind}"
                 counts[key] = counts.get(key, 0) + 1
 
-    async def _settle_merges(self, db: str, stats: FeedStats, examined: list[ConflictReport]) -> None:
+    async def settle_merges(
+        self, db: str, stats: FeedStats, examined: list[ConflictReport] | None = None
+    ) -> None:
         """After the page's commit: write this feed's pending merges to CouchDB and mark them (also
         those a failed or killed pass left pending)."""
         settled = await settle_pending(
@@ -255,7 +266,7 @@ class ChangeFollower:
             db,
             holder=self.worker_id,
             lease_s=self.lease_s,
-            examined=examined,
+            examined=examined or [],
         )
         for key, value in settled.items():
             stats.outcomes[key] = stats.outcomes.get(key, 0) + value

@@ -203,20 +203,28 @@ class CaseReader:
             )
         ).all()
         doc_ids = [f.doc_id for f in findings]
+        # Refusals and conflicts carry volunteers' devices and their branches' bodies: for the
+        # grid's own people (leaders and admins decide conflicts, as at /api/conflicts), not for a
+        # department handling a dispatch.
+        sees_refusals = self.principal.role is not Role.DEPARTMENT
         refusals = (
             (
                 await self.session.exec(
                     select(Refusal).where(col(Refusal.doc_id).in_(doc_ids)).order_by(col(Refusal.id))
                 )
             ).all()
-            if doc_ids
+            if doc_ids and sees_refusals
             else []
         )
         conflicts = (
-            await self.session.exec(
-                select(Conflict).where(col(Conflict.case_id) == case.id).order_by(col(Conflict.id))
-            )
-        ).all()
+            (
+                await self.session.exec(
+                    select(Conflict).where(col(Conflict.case_id) == case.id).order_by(col(Conflict.id))
+                )
+            ).all()
+            if self.principal.role in CASE_WRITER_ROLES
+            else []
+        )
         base = self.public(case, findings, dispatches, now)
         return CaseDetailPublic(
             **base.model_dump(),

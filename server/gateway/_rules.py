@@ -24,6 +24,7 @@ from server.auth import Principal
 from server.db.models import Role
 from server.gateway._scope import Lane, Source, alert_source
 from server.settings import CouchSettings
+from sync.writeback import STATUS_PREFIX
 
 __all__ = ["Placement", "PushContext", "Refusal", "decide_push", "locate_batch"]
 
@@ -82,8 +83,26 @@ def decide_push(
         if ctx.principal.is_admin:
             return Placement(home)
         return Refusal("reference_read_only", "参考数据（网格边界、分类）只读", "reference data is read-only")
+    reserved = str(doc.get("_id", "")).startswith(STATUS_PREFIX)
+    if reserved and doc.get("type") not in SERVER_ONLY_TYPES and not ctx.principal.is_admin:
+        # The worker writes each finding's case status under this id: nobody may take it first.
+        return Refusal(
+            "reserved_id",
+            f"文档编号前缀 {STATUS_PREFIX} 保留给系统",
+            f"document ids starting with {STATUS_PREFIX!r} are reserved for the server",
+            "_id",
+        )
     if doc.get("_deleted"):
         return _decide_delete(stored, home, ctx)
+    if home is not None and stored is None and ctx.principal.role is Role.VOLUNTEER:
+        # Its winning revision is a deletion, whose body names no author: a volunteer writing
+        # over it could take a colleague's withdrawn document as their own.
+        return Refusal(
+            "deleted_document",
+            "该文档已删除，不能再修改；请新建一条记录",
+            "this document was deleted and cannot be changed; record a new one",
+            "_id",
+        )
     doc_type = doc.get("type")
     if doc_type in SERVER_ONLY_TYPES:
         return Refusal(

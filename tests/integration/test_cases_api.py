@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from server.db.models import Case, CaseState, Finding, Refusal, as_utc
+from server.db.models import Case, CaseState, Conflict, Finding, Refusal, as_utc
 from sync.writeback import publish_statuses, status_doc_id
 from tests.support.cases import add_case, add_department_user, miss_deadline
 from tests.support.stack import Stack
@@ -372,6 +372,36 @@ async def test_detail_shows_findings_photos_and_refusals(stack: Stack) -> None:
     assert detail["refusals"][0]["created_at"].endswith("+08:00")
     assert detail["allowed_transitions"] == ["visit_survey", "coordinating", "resolving", "parked"]
     assert detail["dispatches"] == [] and detail["follow_ups"] == []
+
+    # A department the case is dispatched to reads the case, not the volunteers' refusals or the
+    # branches of their conflicts.
+    async with stack.runtime.sessions() as session:
+        session.add(
+            Conflict(
+                doc_id="hazard-detail",
+                source_db="db",
+                case_id=case_id,
+                grid_code="ZR01",
+                kind="hard",
+                status="open",
+                winner_rev="2-a",
+                leaves_key="2-a 2-b",
+                fields=["note"],
+                branches=[{"rev": "2-b", "device_id": "tablet-of-vol1", "body": {"note": "x"}}],
+            )
+        )
+        await session.commit()
+    await add_department_user(stack, "police1", "police")
+    async with stack.http("lead1") as lead:
+        dispatched = await lead.post(
+            f"/api/cases/{case_id}/dispatches", json={"departments": ["police"], "reason": "派单"}
+        )
+        assert dispatched.status_code == 201, dispatched.text
+        assert len((await lead.get(f"/api/cases/{case_id}")).json()["conflicts"]) == 1
+    async with stack.http() as client:
+        seen = (await client.get(f"/api/cases/{case_id}", auth=("police1", "police1-password"))).json()
+    assert seen["findings"][0]["note"] == "三楼楼道飞线"
+    assert seen["refusals"] == [] and seen["conflicts"] == []
 
 
 async def test_departments_are_the_taxonomy_list_managed_by_admins(stack: Stack) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,13 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import func
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from field_schema import load_taxonomy
 from field_schema.demo_data import demo_documents
 from geo import load_areas
-from server.db.models import Case, CaseEvent, CaseLink, Finding, FindingRevision, utc_now
+from server.db.models import Case, CaseEvent, CaseLink, FeedLease, Finding, FindingRevision, utc_now
 from server.devcouch import LocalCouch
 from server.localtime import to_local
 from server.provision import setup
@@ -316,3 +318,20 @@ async def test_two_workers_on_one_problem_at_the_same_instant_open_one_case(
     assert cases["race-alert"] == cases["race-grid"], "two cases opened for one problem"
     assert len(set(cases.values())) == 3  # the two first-round findings stay apart
     assert events == {"created": 1, "finding_joined": 1}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_page_waits_for_a_stuck_lock_at_most_half_a_lease(stack: Stack) -> None:
+    """Another transaction (a worker whose host vanished mid-page) keeps the feed's lease row
+    locked: the page gives up after half a lease instead of hanging, and succeeds once it is free."""
+    db, grid = stack.settings.couch.grid_db("ZR01"), "ZR01"
+    await stack.runtime.couch.bulk_docs(db, [hazard("vol1", doc_id="behind-a-lock", photo=False)])
+    follower = ChangeFollower(stack.runtime, lease_s=2.0)
+    assert await follower.acquire(db)
+    async with stack.runtime.sessions() as blocker, blocker.begin():
+        await blocker.exec(select(FeedLease).where(col(FeedLease.source_db) == db).with_for_update())
+        started = time.monotonic()
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            await follower.process_page(db, grid, FeedStats())
+        assert time.monotonic() - started < 10
+    assert await follower.process_page(db, grid, FeedStats()) == 1

@@ -229,3 +229,23 @@ def test_user_scoped_to_micro_grids_creates_findings_only_there() -> None:
     # An alert is filed wherever it happened, micro-grid scope or not.
     alert = missing_person("vol1", point=_micro_point(other))
     assert isinstance(decide_push(alert, None, None, ctx), Placement)
+
+
+def test_reserved_status_ids_are_refused_to_everyone_but_admins() -> None:
+    doc = hazard("vol1", doc_id="status:hazard-123")
+    refused = decide_push(doc, None, None, _ctx())
+    assert isinstance(refused, Refusal) and (refused.rule, refused.field) == ("reserved_id", "_id")
+    leader = decide_push(doc, None, None, _ctx(Role.GRID_LEADER, "lead1"))
+    assert isinstance(leader, Refusal) and leader.rule == "reserved_id"
+    tombstone = decide_push({"_id": "status:hazard-123", "_deleted": True}, None, None, _ctx())
+    assert isinstance(tombstone, Refusal) and tombstone.rule == "reserved_id"
+
+
+def test_a_volunteer_cannot_write_over_a_deleted_document() -> None:
+    # stored None with a home: the winning revision there is a deletion
+    revived = decide_push(hazard("vol1b", doc_id="was-deleted"), None, ZR01, _ctx(username="vol1b"))
+    assert isinstance(revived, Refusal) and revived.rule == "deleted_document"
+    assert "已删除" in revived.reason_zh
+    leader = decide_push(hazard("lead1", doc_id="was-deleted"), None, ZR01, _ctx(Role.GRID_LEADER, "lead1"))
+    assert leader == Placement(ZR01)
+    assert decide_push(hazard("vol1", doc_id="brand-new"), None, None, _ctx()) == Placement(ZR01)

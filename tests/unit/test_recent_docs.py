@@ -41,3 +41,11 @@ def test_capacity_drops_the_oldest() -> None:
         recent.remember(ASKED, {doc_id: StoredDoc(None, None)})
     assert recent.recall(ASKED, ["a"]) is None
     assert recent.recall(ASKED, ["b", "c"]) is not None
+
+
+def test_expired_bodies_are_dropped_when_new_ones_arrive() -> None:
+    recent = RecentDocs(ttl_s=0.05)
+    recent.remember(ASKED, {"old": StoredDoc("gp_grid_zr01", {"note": "x" * 1000})})
+    time.sleep(0.06)
+    recent.remember(ASKED, {"new": StoredDoc(None, None)})
+    assert len(recent) == 1
