@@ -11,6 +11,7 @@ Two rules make pulls over bad links work with unmodified PouchDB:
   asks for the next page.
 """
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -148,11 +149,12 @@ async def changes_page(
 async def _sources_to_read(view: "VirtualDatabase", positions: Positions) -> list[Source]:
     """The view's sources, less the small databases (reference, alerts) whose feed stood at the
     client's position at the catalog's last look, a moment ago: they have nothing new to read."""
-    wanted = []
-    for source in view.sources:
-        if source.lane in _CATALOGUED:
-            entry = await view.runtime.id_catalog.entry(view.couch, source.db)
-            if entry is not None and entry.seq == positions.get(source.key, 0):
-                continue
-        wanted.append(source)
-    return wanted
+    small = [s for s in view.sources if s.lane in _CATALOGUED]
+    catalog = view.runtime.id_catalog
+    entries = await asyncio.gather(*(catalog.entry(view.couch, s.db) for s in small))
+    unchanged = {
+        s.key
+        for s, entry in zip(small, entries, strict=True)
+        if entry and entry.seq == positions.get(s.key, 0)
+    }
+    return [s for s in view.sources if s.key not in unchanged]
