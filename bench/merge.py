@@ -44,7 +44,8 @@ from server.devcouch import LocalCouch
 from server.provision import setup
 from server.runtime import Runtime
 from server.settings import Settings
-from sync.merge import JoinCache, _finding_fields, apply_page
+from sync._rows import finding_fields as _finding_fields
+from sync.merge import JoinCache, apply_page
 from tests.support.stack import (
     COUCH_ADMIN,
     GRID_FILE,

@@ -7,28 +7,27 @@ cases that new findings may join, then bulk inserts.
 
 Joining: a new finding joins an open (not closed) case of the same concern in the same grid when
 one of that case's live findings lies within the concern's ``radius_m`` and was *received* at most
-``join_window_h`` hours earlier. Receive time is the server's (the worker's clock when it first
-applies the finding) and ties follow the feed's sequence order; the device's ``observed_at`` is
-shown and never used, so a tablet whose clock is a year off changes nothing. Among several
+``join_window_h`` hours earlier (or later). Receive time is the server's: when the gateway stored
+the finding (``sync.receipts``), else the worker's clock when it first applies it; decisions follow
+the feed's sequence order; the device's ``observed_at`` is shown and never used, so a tablet whose
+clock is a year off changes nothing. Among several
 matches the nearest wins (then the earliest received, then the smallest id): deterministic.
 On PostgreSQL the page's (grid, concern) scopes are locked before the search, so two workers
 never both open a case for the same problem (``sync._joins.lock_join_scopes``).
 """
 
-import functools
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, String, Table, insert, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
-from geo import GridIndex, to_wgs84, to_wgs84_many
+from geo import GridIndex, to_wgs84_many
 from server.db.models import (
     Case,
     CaseEvent,
@@ -37,16 +36,16 @@ from server.db.models import (
     CaseState,
     Finding,
     FindingRevision,
-    as_utc,
     new_case_id,
     search_content,
     search_scope,
     utc_now,
 )
 from sync._joins import JoinCache, JoinEvidence, _JoinIndex, _Member, lock_join_scopes
+from sync._known import refuse_clashes, update_finding, withdraw_finding
+from sync._rows import WORKER_ACTOR, Change, ChangeOutcome, bulk_insert, event_row, finding_fields, link_row
 from sync.case_numbers import allocate_case_numbers
-from sync.case_search import extend_case_search, refresh_case_search
-from sync.case_view import refresh_case_view
+from sync.case_search import extend_case_search
 from sync.receipts import forget_receipts, received_times
 
 __all__ = [
@@ -59,124 +58,12 @@ __all__ = [
     "apply_page",
 ]
 
-WORKER_ACTOR = "system:worker"
 MERGED_TYPES = frozenset({"hazard"})
 
 
-@dataclass(frozen=True)
-class ChangeOutcome:
-    action: str
-    """skipped, duplicate, invalid, created, joined, updated, deleted."""
-    case_id: str | None = None
-    detail: str = ""
-    doc_id: str = ""
-
-
-def _table(model: type[Any]) -> Table:
-    """The Core table of a model: Core executemany skips the ORM's per-row bookkeeping."""
-    table: Table = model.__table__
-    return table
-
-
-@functools.lru_cache(maxsize=4096)  # a page writes the same receive time on every row
-def _sqlite_time(value: datetime) -> str:
-    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _sqlite_json(value: Any) -> str:
-    return "[]" if value == [] else json.dumps(value)  # most findings have no photos, no candidates
-
-
-def _sqlite_converter(column: Any) -> Any:
-    """How SQLAlchemy would bind a column's values for SQLite (UTC datetimes without offset, JSON
-    as text, booleans as integers, enums as their text); None for values passed as they are."""
-    kind = type(column.type)
-    if issubclass(kind, DateTime):
-        return _sqlite_time
-    if issubclass(kind, JSON):
-        return _sqlite_json
-    if issubclass(kind, Boolean):
-        return int
-    if issubclass(kind, String):
-        return str
-    return None
-
-
-async def _bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Many rows of one table. On SQLite straight through the driver's ``executemany`` (SQLAlchemy's
-    per-row parameter processing cost as much as SQLite's own work), the values converted column
-    by column; elsewhere Core ``executemany``."""
-    if not rows:
-        return
-    table = _table(model)
-    connection = await session.connection()
-    if connection.dialect.name != "sqlite":
-        await session.exec(insert(table), params=rows)
-        return
-    columns = list(rows[0].keys())
-    unknown = [c for c in columns if c not in table.c]
-    if unknown:
-        raise ValueError(f"unknown columns for {table.name}: {unknown}")
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608  (names checked against the table)
-        table.name, ", ".join(columns), ", ".join("?" * len(columns))
-    )
-    by_column = [[row[c] for row in rows] for c in columns]
-    for i, c in enumerate(columns):
-        convert = _sqlite_converter(table.c[c])
-        if convert is not None:
-            by_column[i] = [None if v is None else convert(v) for v in by_column[i]]
-    await connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
-
-
-def _parse_time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            return utc_now()
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _finding_fields(doc: Mapping[str, Any], taxonomy: Taxonomy, *, convert: bool = True) -> dict[str, Any]:
-    """The finding's columns; with ``convert=False`` lat/lon stay as reported (``_to_wgs84_many``)."""
-    location = doc["location"]
-    lon, lat = float(location["lon"]), float(location["lat"])
-    if convert:
-        lon, lat = to_wgs84(lon, lat, str(location["datum"]))
-    concern = taxonomy.concern(str(doc["concern_code"]))
-    severity = doc.get("severity") or (concern.default_severity if concern else "medium")
-    return {
-        "author": str(doc["author"]),
-        "device_id": str(doc["device_id"]),
-        "schema_version": int(doc["schema_version"]),
-        "concern_code": str(doc["concern_code"]),
-        "severity": str(severity),
-        "note": str(doc.get("note") or ""),
-        "lat": lat,
-        "lon": lon,
-        "reported_lat": float(location["lat"]),
-        "reported_lon": float(location["lon"]),
-        "reported_datum": str(location["datum"]),
-        "accuracy_m": float(location.get("accuracy_m") or 0.0),
-        "observed_at": _parse_time(doc["observed_at"]),
-        "photos": sorted((doc.get("_attachments") or {}).keys()),
-    }
-
-
-@dataclass
-class _Change:
-    doc_id: str
-    rev: str
-    seq: str
-    deleted: bool
-    doc: Mapping[str, Any]
-
-
-def _changes_of(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Change], list[ChangeOutcome]]:
+def _changes_of(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Change], list[ChangeOutcome]]:
     """The rows that concern findings, in feed order (last row wins for a repeated id)."""
-    kept: dict[str, _Change] = {}
+    kept: dict[str, Change] = {}
     skipped: list[ChangeOutcome] = []
     for row in rows:
         doc_id = str(row["id"])
@@ -190,11 +77,11 @@ def _changes_of(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Change], list[
             continue
         rev = str(doc.get("_rev") or row["changes"][0]["rev"])
         kept.pop(doc_id, None)
-        kept[doc_id] = _Change(doc_id, rev, str(row.get("seq", "")), deleted, doc)
+        kept[doc_id] = Change(doc_id, rev, str(row.get("seq", "")), deleted, doc)
     return list(kept.values()), skipped
 
 
-async def _applied(session: AsyncSession, changes: Sequence[_Change]) -> set[tuple[str, str]]:
+async def _applied(session: AsyncSession, changes: Sequence[Change]) -> set[tuple[str, str]]:
     if not changes:
         return set()
     pairs = [(c.doc_id, c.rev) for c in changes]
@@ -223,7 +110,7 @@ async def _known(session: AsyncSession, doc_ids: Sequence[str]) -> dict[str, Fin
 
 @dataclass
 class _New:
-    change: _Change
+    change: Change
     fields: dict[str, Any]
     grid: str | None = None
     micro_grid: str | None = None
@@ -270,7 +157,7 @@ async def apply_page(
     join_cache.own_stamps.add(now)
     await _take_receipts(session, fresh, rows, now)
     if plan.clashes:
-        outcomes += await _refuse_clashes(session, plan.clashes, source_db, now)
+        outcomes += await refuse_clashes(session, plan.clashes, source_db, now)
 
     for step in steps:
         if isinstance(step, ChangeOutcome):
@@ -280,9 +167,9 @@ async def apply_page(
         if known_finding.case_id is not None:
             join_cache.touched(known_finding.case_id)
         if revised is None:
-            outcomes.append(await _withdraw(session, known_finding, change.rev, now))
+            outcomes.append(await withdraw_finding(session, known_finding, change.rev, now))
         else:
-            outcomes.append(await _update(session, known_finding, revised, change.rev, taxonomy, now))
+            outcomes.append(await update_finding(session, known_finding, revised, change.rev, taxonomy, now))
     if fresh:
         outcomes += await _create_or_join(
             session, source_db, source_grid, fresh, taxonomy, timezone, now, join_cache
@@ -292,25 +179,25 @@ async def apply_page(
             {"doc_id": c.doc_id, "rev": c.rev, "source_db": source_db, "seq": c.seq, "applied_at": now}
             for c in kept
         ]
-        await _bulk_insert(session, FindingRevision, revisions)
+        await bulk_insert(session, FindingRevision, revisions)
     return outcomes
 
 
-_Step = tuple[_Change, Finding, Mapping[str, Any] | None] | ChangeOutcome
+_Step = tuple[Change, Finding, Mapping[str, Any] | None] | ChangeOutcome
 """A revision of a known finding (None: withdrawn), or an outcome decided without writing."""
 
 
 @dataclass
 class _Plan:
     steps: list[_Step] = field(default_factory=list)
-    kept: list[_Change] = field(default_factory=list)
+    kept: list[Change] = field(default_factory=list)
     """Changes whose revision is recorded as applied."""
     fresh: list[_New] = field(default_factory=list)
-    clashes: list[tuple[_Change, Finding]] = field(default_factory=list)
+    clashes: list[tuple[Change, Finding]] = field(default_factory=list)
 
 
 def _classify(
-    changes: Sequence[_Change], known: Mapping[str, Finding], source_db: str, taxonomy: Taxonomy
+    changes: Sequence[Change], known: Mapping[str, Finding], source_db: str, taxonomy: Taxonomy
 ) -> _Plan:
     plan = _Plan()
     for change in changes:
@@ -337,7 +224,7 @@ def _classify(
                 continue
             current = upgrade(change.doc)
             if finding is None:
-                plan.fresh.append(_New(change, _finding_fields(current, taxonomy, convert=False)))
+                plan.fresh.append(_New(change, finding_fields(current, taxonomy, convert=False)))
             else:
                 plan.steps.append((change, finding, current))
         plan.kept.append(change)
@@ -507,7 +394,7 @@ async def _create_or_join(
                 }
             )
             events.append(
-                _event(
+                event_row(
                     case_id,
                     "created",
                     now,
@@ -516,7 +403,7 @@ async def _create_or_join(
                     to_state=str(CaseState.PROBLEM_FOUND),
                 )
             )
-            links.append(_link(doc_id, case_id, "created", f["author"], now))
+            links.append(link_row(doc_id, case_id, "created", f["author"], now))
             outcomes.append(ChangeOutcome("created", case_id, doc_id=doc_id))
         else:
             joined_cases.add(case_id)
@@ -533,7 +420,7 @@ async def _create_or_join(
                 "window_h": evidence.window_h,
             }
             events.append(
-                _event(
+                event_row(
                     case_id,
                     "finding_joined",
                     now,
@@ -541,7 +428,7 @@ async def _create_or_join(
                     details=details,
                 )
             )
-            links.append(_link(doc_id, case_id, "joined", f["author"], now, evidence))
+            links.append(link_row(doc_id, case_id, "joined", f["author"], now, evidence))
             outcomes.append(ChangeOutcome("joined", case_id, doc_id=doc_id))
         findings.append(
             {
@@ -566,11 +453,11 @@ async def _create_or_join(
         for c in cases
     ]
     if cases:
-        await _bulk_insert(session, Case, cases)
-        await _bulk_insert(session, CaseSearch, search_rows)
-    await _bulk_insert(session, Finding, findings)
-    await _bulk_insert(session, CaseLink, links)
-    await _bulk_insert(session, CaseEvent, events)
+        await bulk_insert(session, Case, cases)
+        await bulk_insert(session, CaseSearch, search_rows)
+    await bulk_insert(session, Finding, findings)
+    await bulk_insert(session, CaseLink, links)
+    await bulk_insert(session, CaseEvent, events)
     if joined_cases:
         await _touch_cases(session, joined_cases, now)
         await extend_case_search(
@@ -587,113 +474,6 @@ async def _touch_cases(session: AsyncSession, case_ids: Iterable[str], now: date
         )
 
 
-def _event(
-    case_id: str,
-    action: str,
-    at: datetime,
-    *,
-    reason: str,
-    details: dict[str, Any],
-    actor: str = WORKER_ACTOR,
-    from_state: str | None = None,
-    to_state: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "case_id": case_id,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "from_state": from_state,
-        "to_state": to_state,
-        "reason": reason,
-        "details": details,
-    }
-
-
-def _link(
-    finding_id: str,
-    case_id: str,
-    kind: str,
-    author: str,
-    at: datetime,
-    evidence: JoinEvidence | None = None,
-    actor: str = WORKER_ACTOR,
-) -> dict[str, Any]:
-    return {
-        "finding_id": finding_id,
-        "case_id": case_id,
-        "kind": kind,
-        "actor": actor,
-        "author": author,
-        "matched_finding": evidence.matched_finding if evidence else None,
-        "matched_author": evidence.matched_author if evidence else None,
-        "distance_m": evidence.distance_m if evidence else None,
-        "gap_s": evidence.gap_s if evidence else None,
-        "radius_m": evidence.radius_m if evidence else None,
-        "window_h": evidence.window_h if evidence else None,
-        "at": at,
-    }
-
-
-async def _update(
-    session: AsyncSession,
-    finding: Finding,
-    doc: Mapping[str, Any],
-    rev: str,
-    taxonomy: Taxonomy,
-    now: datetime,
-) -> ChangeOutcome:
-    """A new revision changes what the case shows; it never moves the finding to another case."""
-    fields = _finding_fields(doc, taxonomy)
-    for key, value in fields.items():
-        setattr(finding, key, value)
-    finding.rev = rev
-    finding.deleted = False
-    finding.status_version += 1
-    session.add(finding)
-    if finding.case_id is not None:
-        case = await session.get(Case, finding.case_id)
-        if case is not None:
-            case.summary = fields["note"][:500] or case.summary
-            case.updated_at = now
-            await refresh_case_view(session, case)
-            await refresh_case_search(session, [case.id])
-            session.add(
-                CaseEvent(
-                    case_id=case.id,
-                    actor=WORKER_ACTOR,
-                    action="finding_updated",
-                    reason="记录已更新 / finding revised",
-                    details={"finding": finding.doc_id, "rev": rev},
-                    at=now,
-                )
-            )
-    return ChangeOutcome("updated", finding.case_id, doc_id=finding.doc_id)
-
-
-async def _withdraw(session: AsyncSession, finding: Finding, rev: str, now: datetime) -> ChangeOutcome:
-    finding.deleted = True
-    finding.rev = rev
-    finding.status_version += 1
-    session.add(finding)
-    if finding.case_id is not None:
-        case = await session.get(Case, finding.case_id)
-        if case is not None:
-            case.updated_at = now  # other workers' join caches look here
-            await refresh_case_view(session, case)
-        session.add(
-            CaseEvent(
-                case_id=finding.case_id,
-                actor=WORKER_ACTOR,
-                action="finding_withdrawn",
-                reason="记录已被作者删除 / finding deleted on the tablet",
-                details={"finding": finding.doc_id, "rev": rev},
-                at=now,
-            )
-        )
-    return ChangeOutcome("deleted", finding.case_id, doc_id=finding.doc_id)
-
-
 async def _take_receipts(
     session: AsyncSession, fresh: Sequence[_New], rows: Sequence[Mapping[str, Any]], now: datetime
 ) -> None:
@@ -704,29 +484,3 @@ async def _take_receipts(
             new.received_at = receipts.get(new.change.doc_id)
     if rows:
         await forget_receipts(session, list(dict.fromkeys(str(row["id"]) for row in rows)))
-
-
-async def _refuse_clashes(
-    session: AsyncSession, clashes: Sequence[tuple["_Change", Finding]], source_db: str, now: datetime
-) -> list[ChangeOutcome]:
-    """Revisions of a known finding's id from another database: kept out, shown on the case."""
-    events = [
-        _event(
-            finding.case_id,
-            "id_clash",
-            now,
-            reason="另一网格库中出现同编号文档，未采用 / same id in another database: ignored",
-            details={
-                "finding": finding.doc_id,
-                "rev": change.rev,
-                "source_db": source_db,
-                "home_db": finding.source_db,
-                "author": (change.doc or {}).get("author"),
-                "deleted": change.deleted,
-            },
-        )
-        for change, finding in clashes
-        if finding.case_id is not None
-    ]
-    await _bulk_insert(session, CaseEvent, events)
-    return [ChangeOutcome("id_clash", finding.case_id, doc_id=finding.doc_id) for _, finding in clashes]

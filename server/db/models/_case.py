@@ -189,7 +189,8 @@ class Finding(SQLModel, table=True):
     observed_at: datetime = utc_field()
     """The device's clock: shown, never used for ordering."""
     received_at: datetime = utc_field()
-    """Server time when the worker first saw this finding; used for ordering."""
+    """Server time: when the gateway stored its first revision (its receipt), else when the worker
+    first saw it; used for ordering and joining."""
     photos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     deleted: bool = False
     status_version: int = 0
