@@ -31,7 +31,7 @@ class ConflictPublic(BaseModel):
     merge_rev: str | None
     """A soft conflict's merge revision, known before it is written."""
     attempts: int
-    """Tries to write the automatic merge back."""
+    """Times CouchDB refused the automatic merge's write (an unreachable CouchDB does not count)."""
     last_error: str | None
     """Why the last try did not settle the merge (it is tried again)."""
     result_rev: str | None

@@ -22,7 +22,7 @@ from sync.worker import ChangeFollower
 from tests.conftest import TabletFactory
 from tests.support.conflicts import converged, edit
 from tests.support.couch_tap import CouchTap, merge_write
-from tests.support.docs import hazard
+from tests.support.docs import hazard, visit
 from tests.support.stack import VENV_GRIDPATROL, Stack, stack_env
 from tests.support.tablet import Tablet
 
@@ -283,7 +283,8 @@ async def test_two_workers_settling_one_pending_merge_write_it_once(
         await tap.stop()
     assert stats.outcomes["conflict_soft"] == 1 and stats.outcomes["conflict_merge_retry"] >= 1
     [pending], _ = await _rows(stack, "h-twice")
-    assert pending.status == "merge_pending" and pending.attempts == tap.hits >= 1
+    # CouchDB answering 503 is away, not refusing: nothing counts towards giving the merge up
+    assert pending.status == "merge_pending" and pending.attempts == 0 and tap.hits >= 1
     assert pending.last_error is not None and "503" in pending.last_error and pending.claimed_by is None
     async with stack.http("lead1") as client:
         shown = (await client.get(f"/api/conflicts/{pending.id}")).json()
@@ -336,3 +337,53 @@ async def test_a_merge_couchdb_keeps_refusing_goes_to_the_leader(
         assert resolved.status_code == 200, resolved.text
     for seen in await converged(stack, "h-refused", first, second):
         assert seen["_rev"] == resolved.json()["result_rev"]
+
+
+async def test_a_following_worker_retries_a_pending_merge_on_a_quiet_feed(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    """A shop visit edited on two tablets (a visit has no case, so no status document follows it
+    into the feed). The first merge write meets a CouchDB that is away (503); nothing else changes
+    on the feed, so no page comes to retry it: the following worker settles it at its next lease
+    renewal."""
+    first = await tablet_factory("vol1")
+    second = await tablet_factory("vol1")
+    await first.put(visit("vol1", _id="v-quiet"))
+    assert (await first.push())["docs_written"] == 1
+    await stack.run_worker()
+    assert (await second.pull())["ok"] is True
+    await edit(first, "v-quiet", address="兰溪路90号")
+    await edit(second, "v-quiet", outcome="issue_found")
+    assert (await first.push())["docs_written"] == 1
+    assert (await second.push())["docs_written"] == 1
+
+    async def nothing() -> None:
+        return None
+
+    tap = await CouchTap(
+        target=stack.settings.couch.url,
+        match=merge_write(),
+        on_match=nothing,
+        forward_first=False,
+        status=503,
+    ).start()
+    runtime = await Runtime.open(Settings.from_env(stack_env(stack, GRIDPATROL_COUCH_URL=tap.url)))
+    stop = asyncio.Event()
+    follower = ChangeFollower(runtime, lease_s=1.5)
+    following = asyncio.create_task(follower.run_forever(stop))
+    try:
+        for _ in range(200):
+            rows, _ = await _rows(stack, "v-quiet")
+            if rows and rows[0].status == "merged":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(following, timeout=15)
+        await runtime.close()
+        await tap.stop()
+    [merged], _ = await _rows(stack, "v-quiet")
+    assert tap.hits == 1  # the one write that met the 503
+    assert merged.status == "merged"
+    for seen in await converged(stack, "v-quiet", first, second):
+        assert (seen["address"], seen["outcome"]) == ("兰溪路90号", "issue_found")

@@ -109,7 +109,8 @@ class Conflict(SQLModel, table=True):
     """The worker writing a pending merge now, until ``claimed_until``: one writer at a time."""
     claimed_until: datetime | None = utc_field(nullable=True)
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    """Tries to write a pending merge; after ``MAX_MERGE_ATTEMPTS`` it waits for a leader."""
+    """Times CouchDB refused a pending merge's write (or the write is in flight); after
+    ``MAX_MERGE_ATTEMPTS`` it waits for a leader. A CouchDB that is away only delays it."""
     last_error: str | None = Field(default=None, sa_type=Text)
     resolved_by: str | None = Field(default=None, max_length=64)
     resolved_at: datetime | None = utc_field(nullable=True)
