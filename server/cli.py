@@ -19,6 +19,8 @@ app = typer.Typer(help="网格巡查 gridpatrol: sync gateway, merge worker and 
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 
+# Seconds an idle HTTP connection stays open: longer than nginx's upstream keepalive_timeout (60 s).
+KEEP_ALIVE_S = 75
 DEFAULT_GRID_FILE = Path(__file__).resolve().parents[1] / "geo" / "data" / "zhenru_demo.geojson"
 
 
@@ -48,6 +50,9 @@ def serve(
         workers=workers,
         log_level="info",
         proxy_headers=True,
+        # If the server closed idle connections first, a request already under way from nginx or a
+        # tablet on a slow link would meet a closed socket ("fetch failed") and have to be retried.
+        timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=5,
     )
 

@@ -6,6 +6,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from server.auth import AuthFailure
+from server.db import SQL_RETRY_AFTER_S, SQL_UNAVAILABLE, SQL_UNAVAILABLE_REASON
 
 __all__ = ["ApiError", "exception_handlers"]
 
@@ -76,7 +77,16 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return Response(_body("http_error", zh, str(exc.detail)), status_code=exc.status_code)
 
 
+def _sql_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return Response(
+        _body("service_unavailable", *SQL_UNAVAILABLE_REASON),
+        status_code=503,
+        headers={"Retry-After": str(SQL_RETRY_AFTER_S)},
+    )
+
+
 exception_handlers: dict[Any, Any] = {
+    **dict.fromkeys(SQL_UNAVAILABLE, _sql_unavailable),
     ApiError: _api_error,
     AuthFailure: _auth_failure,
     ValidationException: _validation,

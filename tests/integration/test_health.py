@@ -92,3 +92,32 @@ async def test_worker_health_follows_the_worker(stack: Stack) -> None:
     (worker,) = after.json()["workers"]
     assert (worker["worker_id"], worker["healthy"]) == (follower.worker_id, False)
     assert worker["last_error"] == STOPPED
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        "sqlite:////nonexistent-dir-for-gridpatrol/x.sqlite3",
+        pytest.param(
+            f"postgresql+psycopg://postgres@127.0.0.1:5432/gp_missing_{secrets.token_hex(4)}",
+            marks=pytest.mark.postgres,
+        ),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/cases", "/sync/field"])
+def test_requests_while_sql_is_down_get_503_with_a_reason(
+    tmp_path: Path, couch_server: LocalCouch, database_url: str, path: str
+) -> None:
+    """Every request needs SQL (accounts, cases, checkpoints): while it is away the answer says so
+    in both languages and invites a retry, instead of a bare 500."""
+    server = AppServer(_settings(tmp_path, couch_server.url, database_url))
+    server.start()
+    try:
+        response = httpx.get(server.url + path, auth=("leader1", "whatever"), timeout=15)
+    finally:
+        server.stop()
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["error"] == "service_unavailable"
+    assert "数据库" in body["reason"] and "database" in body["reason"]
+    assert response.headers["retry-after"] == "5"

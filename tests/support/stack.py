@@ -17,6 +17,7 @@ import uvicorn
 
 from field_schema import load_taxonomy
 from server.app import create_app
+from server.cli import KEEP_ALIVE_S
 from server.db.models import Role, UserCreate
 from server.devcouch import free_port
 from server.provision import setup, upsert_user
@@ -80,7 +81,12 @@ class AppServer:
     def __init__(self, settings: Settings, port: int | None = None) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
