@@ -13,8 +13,8 @@ The worker asks ``_changes`` for ``conflicts=true``; every row whose document ca
    tablets converge on their next pull. The merge is recorded in SQL first and written to
    CouchDB after that commit, through the outbox of ``sync/merge_outbox.py``, so a failure
    between the two never loses the record. Otherwise **hard**: nothing is written; the branches
-   wait for a grid leader side by side (``server/merging``), whose choice ``write_resolution``
-   writes back.
+   wait for a grid leader side by side (``server/merging``), whose choice (``compose``) goes back
+   to CouchDB through the same outbox, recorded first, so it outlives the request that made it.
 """
 
 import json
@@ -43,7 +43,6 @@ __all__ = [
     "public_body",
     "record",
     "settle_resolved_elsewhere",
-    "write_resolution",
 ]
 
 SETTLED_ELSEWHERE = "冲突已在别处解决 / the conflict was settled outside gridpatrol"
@@ -250,26 +249,18 @@ def compose(
     return body
 
 
-async def write_resolution(
-    couch: CouchClient, db: str, doc_id: str, body: Mapping[str, Any], winner_rev: str, losers: Sequence[str]
-) -> str:
-    """The resolved body as a new revision on the winning branch, losing leaves deleted, in one
-    ``_bulk_docs``; returns the new revision. ``CouchError`` when CouchDB refused any part."""
-    docs: list[dict[str, Any]] = [{**body, "_id": doc_id, "_rev": winner_rev}]
-    docs += [{"_id": doc_id, "_rev": rev, "_deleted": True} for rev in losers]
-    answers = await couch.bulk_docs(db, docs)
-    failed = [a for a in answers if "error" in a]
-    if failed or not answers:
-        raise ConflictWriteError(f"CouchDB refused the resolution of {doc_id}: {failed}")
-    return str(answers[0]["rev"])
-
-
 class ConflictWriteError(CouchError):
     """CouchDB refused part of a resolution (someone wrote the document meanwhile)."""
 
 
 def conflict_event(
-    session: AsyncSession, conflict: Conflict, action: str, reason: str, **details: Any
+    session: AsyncSession,
+    conflict: Conflict,
+    action: str,
+    reason: str,
+    *,
+    actor: str = WORKER_ACTOR,
+    **details: Any,
 ) -> None:
     """The case's audit entry for something that happened to one of its conflicts."""
     if conflict.case_id is None:
@@ -277,7 +268,7 @@ def conflict_event(
     session.add(
         CaseEvent(
             case_id=conflict.case_id,
-            actor=WORKER_ACTOR,
+            actor=actor,
             action=action,
             reason=reason,
             details={"finding": conflict.doc_id, "conflict": conflict.id, **details},

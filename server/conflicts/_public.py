@@ -5,10 +5,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from server.db.models import CONFLICT_STATUS_LABELS, Conflict
+from server.db.models import CONFLICT_STATUS_LABELS, Conflict, ConflictStatus
 from server.localtime import to_local
 
 __all__ = ["ConflictPublic", "ConflictsPublic", "conflict_public"]
+
+_RESOLUTION_PENDING = ("网格长裁决待写回", "The grid leader's resolution is being written back")
 
 
 class ConflictPublic(BaseModel):
@@ -18,8 +20,8 @@ class ConflictPublic(BaseModel):
     grid_code: str | None
     kind: str
     status: str
-    """open, merge_pending (merged automatically, not yet confirmed in CouchDB), merged,
-    resolved or superseded."""
+    """open, merge_pending (an automatic merge or a leader's resolution, not yet confirmed in
+    CouchDB), merged, resolved or superseded."""
     status_label_zh: str
     status_label_en: str
     fields: list[str]
@@ -29,7 +31,9 @@ class ConflictPublic(BaseModel):
     branches: list[dict[str, Any]]
     """Side by side: each leaf's rev, author, device, changed fields and body (photos listed)."""
     merge_rev: str | None
-    """A soft conflict's merge revision, known before it is written."""
+    """The revision of the merge or resolution, known before it is written."""
+    resolution: dict[str, Any] | None
+    """The leader's decision: by, choose (a whole branch) or fields (field → branch), reason."""
     attempts: int
     """Times CouchDB refused the automatic merge's write (an unreachable CouchDB does not count)."""
     last_error: str | None
@@ -49,6 +53,8 @@ def conflict_public(conflict: Conflict, zone: str) -> ConflictPublic:
     """Times as people read them (local, with offset), like every other case time."""
     assert conflict.id is not None
     label_zh, label_en = CONFLICT_STATUS_LABELS.get(conflict.status, (conflict.status, conflict.status))
+    if conflict.status == ConflictStatus.MERGE_PENDING and conflict.resolution is not None:
+        label_zh, label_en = _RESOLUTION_PENDING
     return ConflictPublic(
         id=conflict.id,
         doc_id=conflict.doc_id,
@@ -64,6 +70,7 @@ def conflict_public(conflict: Conflict, zone: str) -> ConflictPublic:
         ancestor=conflict.ancestor,
         branches=list(conflict.branches),
         merge_rev=conflict.merge_rev,
+        resolution=dict(conflict.resolution) if conflict.resolution is not None else None,
         attempts=conflict.attempts,
         last_error=conflict.last_error,
         result_rev=conflict.result_rev,

@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,7 +72,11 @@ class ConflictController(Controller):
         return desk.public(await desk.get(conflict_id))
 
     @post(
-        "/{conflict_id:int}/resolve", summary="Write the leader's resolution back to CouchDB", status_code=200
+        "/{conflict_id:int}/resolve",
+        summary="Write the leader's resolution back to CouchDB",
+        description="200: written, tablets converge on their next pull. 202: the decision is recorded "
+        "(status merge_pending) and a worker writes it once CouchDB answers again.",
+        status_code=200,
     )
     async def resolve(
         self,
@@ -81,5 +85,6 @@ class ConflictController(Controller):
         principal: Principal,
         conflict_id: int,
         data: ConflictResolveInput,
-    ) -> ConflictPublic:
-        return await ConflictDesk(runtime, session, principal).resolve(conflict_id, data)
+    ) -> Response[ConflictPublic]:
+        conflict, written = await ConflictDesk(runtime, session, principal).resolve(conflict_id, data)
+        return Response(conflict, status_code=200 if written else 202)

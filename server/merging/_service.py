@@ -30,14 +30,25 @@ from server.runtime import Runtime
 from sync.case_numbers import allocate_case_numbers
 from sync.case_search import refresh_case_search
 from sync.case_view import refresh_case_view
-from sync.conflicts import ConflictWriteError, compose, fetch_branches, write_resolution
-from sync.couch import CouchError, CouchNotFound
+from sync.couch import CouchNotFound
+from sync.merge_outbox import record_resolution, resolution_plan, settle_claimed
 
 __all__ = ["CaseMerger", "ConflictDesk"]
 
 
 def _conflict_error(reason_zh: str, reason_en: str) -> ApiError:
     return ApiError(409, "conflict", reason_zh, reason_en)
+
+
+def _changed_meanwhile() -> ApiError:
+    return _conflict_error(
+        "记录在此期间又被修改，请刷新后重新裁决",
+        "the document changed meanwhile; reload the conflict and decide again",
+    )
+
+
+def _already_settled() -> ApiError:
+    return _conflict_error("该冲突已处理", "this conflict is already settled")
 
 
 def _bad_request(reason_zh: str, reason_en: str) -> ApiError:
@@ -280,72 +291,61 @@ class ConflictDesk:
     def public(self, conflict: Conflict) -> ConflictPublic:
         return conflict_public(conflict, self.runtime.settings.timezone)
 
-    async def resolve(self, conflict_id: int, choice: ConflictResolveInput) -> ConflictPublic:
+    async def resolve(self, conflict_id: int, choice: ConflictResolveInput) -> tuple[ConflictPublic, bool]:
+        """Write the leader's resolution back; the conflict and whether CouchDB has it already
+        (False: recorded, and a worker writes it as soon as CouchDB answers again)."""
         conflict = await self.get(conflict_id)
         if conflict.status == ConflictStatus.MERGE_PENDING:
+            if conflict.resolution is not None:
+                raise _conflict_error(
+                    "该冲突的裁决正在写回", "a resolution of this conflict is being written back"
+                )
             raise _conflict_error(
                 "该冲突正在自动合并，无需裁决",
                 "this conflict is being merged automatically; nothing to decide",
             )
         if conflict.status != ConflictStatus.OPEN:
-            raise _conflict_error("该冲突已处理", "this conflict is already settled")
+            raise _already_settled()
         couch, db = self.runtime.couch, conflict.source_db
         try:
             current = await couch.get_doc(db, conflict.doc_id, params={"conflicts": "true"})
         except CouchNotFound as exc:
             raise _conflict_error("记录已被删除", "the document has been deleted meanwhile") from exc
-        winner = str(current["_rev"])
-        leaves = [winner, *[str(r) for r in current.get("_conflicts", [])]]
+        leaves = [str(current["_rev"]), *[str(r) for r in current.get("_conflicts", [])]]
         if sorted(leaves) != sorted(conflict.leaves_key.split(" ")):
-            raise _conflict_error(
-                "记录在此期间又被修改，请刷新后重新裁决",
-                "the document changed meanwhile; reload the conflict and decide again",
-            )
+            raise _changed_meanwhile()
         wanted = {choice.choose} if choice.choose else set((choice.fields or {}).values())
         unknown = wanted - set(leaves)
         if unknown:
             raise _bad_request(
                 f"未知版本：{', '.join(sorted(unknown))}", f"unknown revisions: {', '.join(sorted(unknown))}"
             )
-        branches = await fetch_branches(couch, db, conflict.doc_id, leaves)
-        branches.sort(key=lambda b: b.rev != winner)
-        body = compose(branches, choice.choose, choice.fields)
+        plan, body = await resolution_plan(couch, conflict, choice.choose, choice.fields)
         try:
             validate_document(body, self.runtime.taxonomy)
         except DocumentInvalid as exc:
             raise _bad_request(f"裁决结果无效：{exc}", f"the resolved document is invalid: {exc}") from exc
-        try:
-            new_rev = await write_resolution(
-                couch, db, conflict.doc_id, body, winner, [rev for rev in leaves if rev != winner]
-            )
-        except (ConflictWriteError, CouchError) as exc:
-            raise _conflict_error("写回失败，请重试", f"could not write the resolution back: {exc}") from exc
-        now = utc_now()
-        conflict.status = ConflictStatus.RESOLVED
-        conflict.result_rev = new_rev
-        conflict.resolved_by = self.principal.username
-        conflict.resolved_at = now
-        self.session.add(conflict)
-        if conflict.case_id is not None:
-            self.session.add(
-                CaseEvent(
-                    case_id=conflict.case_id,
-                    actor=self.principal.username,
-                    action="conflict_resolved",
-                    reason=choice.reason or "网格长裁决冲突 / conflict resolved by the grid leader",
-                    details={
-                        "finding": conflict.doc_id,
-                        "conflict": conflict.id,
-                        "choose": choice.choose,
-                        "fields": choice.fields,
-                        "result_rev": new_rev,
-                    },
-                )
-            )
-        finding = await self.session.get(Finding, conflict.doc_id)
-        if finding is not None:
-            finding.status_version += 1
-            self.session.add(finding)
-        await self.session.commit()
+        assert conflict.id is not None
+        holder = f"api:{self.principal.username}"
+        decision = {
+            "by": self.principal.username,
+            "choose": choice.choose,
+            "fields": choice.fields,
+            "reason": choice.reason or None,
+        }
+        sessions, lease_s = self.runtime.sessions, self.runtime.settings.worker.lease_s
+        recorded = await record_resolution(
+            sessions, conflict.id, plan, decision, holder=holder, lease_s=lease_s
+        )
+        if recorded is None:
+            raise _already_settled()
+        outcome = await settle_claimed(sessions, self.runtime.couch, recorded, holder)
         await self.session.refresh(conflict)
-        return self.public(conflict)
+        if outcome == "conflict_superseded":
+            raise _changed_meanwhile()
+        if outcome == "conflict_resolution_refused":
+            raise _conflict_error(
+                f"写回被拒绝，请重新裁决：{conflict.last_error}",
+                f"the document store refused the resolution; decide again: {conflict.last_error}",
+            )
+        return self.public(conflict), conflict.status == ConflictStatus.RESOLVED

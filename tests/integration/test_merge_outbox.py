@@ -91,13 +91,9 @@ async def _kill_worker_at_merge(stack: Stack, tmp_path: Path, *, after_write: bo
 async def _refusing_merges(stack: Stack, status: int) -> tuple[CouchTap, Runtime]:
     """A worker runtime whose merge writes never reach CouchDB: the tap answers ``status``."""
 
-    async def nothing() -> None:
-        return None
-
     tap = await CouchTap(
         target=stack.settings.couch.url,
         match=merge_write(),
-        on_match=nothing,
         forward_first=False,
         once=False,
         status=status,
@@ -357,13 +353,9 @@ async def test_a_following_worker_retries_a_pending_merge_on_a_quiet_feed(
     assert (await first.push())["docs_written"] == 1
     assert (await second.push())["docs_written"] == 1
 
-    async def nothing() -> None:
-        return None
-
     tap = await CouchTap(
         target=stack.settings.couch.url,
         match=merge_write(),
-        on_match=nothing,
         forward_first=False,
         status=503,
     ).start()

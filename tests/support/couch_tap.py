@@ -43,11 +43,16 @@ def merge_write(doc_id: str | None = None) -> Match:
     return match
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass
 class CouchTap:
     target: str
     match: Match
-    on_match: Callable[[], Awaitable[None]]
+    on_match: Callable[[], Awaitable[None]] = _nothing
+    """What to do at the picked request besides answering ``status`` (a test kills a process)."""
     forward_first: bool = True
     once: bool = True
     status: int = 503

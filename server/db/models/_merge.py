@@ -60,8 +60,9 @@ class ConflictStatus:
     OPEN = "open"
     """A hard conflict waiting for a leader."""
     MERGE_PENDING = "merge_pending"
-    """A soft conflict recorded with the page that found it; its merge is still to be written to
-    CouchDB (or written, but not yet confirmed here): the outbox of ``sync/merge_outbox.py``."""
+    """A soft conflict recorded with the page that found it, or a leader's resolution: its merge
+    is still to be written to CouchDB (or written, but not yet confirmed here): the outbox of
+    ``sync/merge_outbox.py``."""
     MERGED = "merged"
     """A soft conflict merged automatically, its merge confirmed in CouchDB."""
     RESOLVED = "resolved"
@@ -105,8 +106,13 @@ class Conflict(SQLModel, table=True):
     merge_rev: str | None = Field(default=None, max_length=200)
     """A soft merge's revision, chosen before it is written (its id follows from what it merges):
     whether the write landed is one ``_revs_diff`` away."""
+    resolution: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """A grid leader's decision on its way to CouchDB (``merge_pending``): who, what they chose,
+    why, and the revisions to store (``docs``). Kept so that the decision survives the request
+    that made it: a worker writes it if that request could not."""
     claimed_by: str | None = Field(default=None, max_length=100)
-    """The worker writing a pending merge now, until ``claimed_until``: one writer at a time."""
+    """Who writes a pending merge now, until ``claimed_until`` (a worker, or the API request of a
+    leader's resolution): one writer at a time."""
     claimed_until: datetime | None = utc_field(nullable=True)
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """Times CouchDB refused a pending merge's write (or the write is in flight); after
