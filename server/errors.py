@@ -7,6 +7,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from server.auth import AuthFailure
 from server.db import SQL_RETRY_AFTER_S, SQL_UNAVAILABLE, SQL_UNAVAILABLE_REASON
+from sync.couch import CouchStatusError, CouchTransportError
 
 __all__ = ["ApiError", "exception_handlers"]
 
@@ -85,7 +86,28 @@ def _sql_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     )
 
 
+def _couch_unavailable(_: Request[Any, Any, Any], exc: CouchTransportError) -> Response[Any]:
+    return Response(
+        _body(
+            "service_unavailable",
+            "文档库暂时不可用，请稍后重试",
+            "the document store is unavailable, retry later",
+        ),
+        status_code=503,
+        headers={"Retry-After": str(SQL_RETRY_AFTER_S)},
+    )
+
+
+def _couch_answered_an_error(_: Request[Any, Any, Any], exc: CouchStatusError) -> Response[Any]:
+    return Response(
+        _body("bad_gateway", "文档库返回错误", f"the document store answered {exc.status}: {exc.reason}"),
+        status_code=502,
+    )
+
+
 exception_handlers: dict[Any, Any] = {
+    CouchTransportError: _couch_unavailable,
+    CouchStatusError: _couch_answered_an_error,
     **dict.fromkeys(SQL_UNAVAILABLE, _sql_unavailable),
     ApiError: _api_error,
     AuthFailure: _auth_failure,

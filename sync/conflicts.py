@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -223,29 +224,29 @@ def compose(
     branches: Sequence[Branch], choose: str | None, fields: Mapping[str, str] | None
 ) -> dict[str, Any]:
     """A leader's resolution: one whole branch, or each listed field taken from the named branch
-    (fields not listed come from the winning branch)."""
+    (fields not listed come from the winning branch). A photo's bytes come from the branch it was
+    taken from: two branches may hold different photos under one name."""
     by_rev = {b.rev: b for b in branches}
-    if choose is not None:
-        base = by_rev[choose].body
-        body = {k: v for k, v in base.items() if k not in _BOOKKEEPING}
-        photos = sorted((base.get("_attachments") or {}).keys())
-    else:
-        base = branches[0].body
-        body = {k: v for k, v in base.items() if k not in _BOOKKEEPING}
-        photos = sorted((base.get("_attachments") or {}).keys())
-        for name, rev in (fields or {}).items():
-            source = by_rev[rev].body
-            if name.startswith("_attachments/"):
-                photo = name.split("/", 1)[1]
-                has = photo in (source.get("_attachments") or {})
-                photos = sorted((set(photos) | {photo}) if has else (set(photos) - {photo}))
-            elif name in source:
-                body[name] = source[name]
+    base = by_rev[choose] if choose is not None else branches[0]
+    body = {k: v for k, v in base.body.items() if k not in _BOOKKEEPING}
+    photo_from = dict.fromkeys(base.body.get("_attachments") or {}, base)
+    for name, rev in ({} if choose is not None else (fields or {})).items():
+        source = by_rev[rev]
+        if name.startswith("_attachments/"):
+            photo = name.split("/", 1)[1]
+            if photo in (source.body.get("_attachments") or {}):
+                photo_from[photo] = source
             else:
-                body.pop(name, None)
-    body["_id"] = base["_id"]
-    if photos:
-        body["_attachments"] = {name: _attachment_of(branches, None, name) for name in photos}
+                photo_from.pop(photo, None)
+        elif name in source.body:
+            body[name] = source.body[name]
+        else:
+            body.pop(name, None)
+    body["_id"] = base.body["_id"]
+    if photo_from:
+        body["_attachments"] = {
+            name: _attachment_of([photo_from[name], *branches], None, name) for name in sorted(photo_from)
+        }
     return body
 
 
@@ -296,16 +297,13 @@ async def record(
     if existing is not None:
         return None
     # The branches moved on (another offline edit): an older open record of this document is void.
-    # A pending merge is not: whether it landed is for the outbox to find out.
-    for older in (
-        await session.exec(
-            select(Conflict).where(Conflict.doc_id == report.doc_id, Conflict.status == ConflictStatus.OPEN)
-        )
-    ).all():
-        older.status = ConflictStatus.SUPERSEDED
-        older.resolved_by = WORKER_ACTOR
-        older.resolved_at = utc_now()
-        session.add(older)
+    # A pending merge is not (a leader's resolution recorded a moment ago included): whether it
+    # landed is for the outbox to find out.
+    await session.exec(
+        update(Conflict)
+        .where(col(Conflict.doc_id) == report.doc_id, col(Conflict.status) == ConflictStatus.OPEN)
+        .values(status=ConflictStatus.SUPERSEDED, resolved_by=WORKER_ACTOR, resolved_at=utc_now())
+    )
     finding = await session.get(Finding, report.doc_id)
     case_id = finding.case_id if finding is not None else None
     case = await session.get(Case, case_id) if case_id else None
@@ -369,11 +367,22 @@ async def settle_resolved_elsewhere(session: AsyncSession, rows: Sequence[Mappin
             )
         )
     ).all()
+    closed = 0
     for conflict in open_rows:
-        conflict.status = ConflictStatus.SUPERSEDED
-        conflict.result_rev = settled[conflict.doc_id]
-        conflict.resolved_by = WORKER_ACTOR
-        conflict.resolved_at = utc_now()
-        session.add(conflict)
-        conflict_event(session, conflict, "conflict_superseded", SETTLED_ELSEWHERE, rev=conflict.result_rev)
-    return len(open_rows)
+        # Compare-and-set: a leader's resolution may have been recorded since the read (PostgreSQL
+        # runs the two side by side); that row is the outbox's now.
+        rev = settled[conflict.doc_id]
+        changed = await session.exec(
+            update(Conflict)
+            .where(col(Conflict.id) == conflict.id, col(Conflict.status) == ConflictStatus.OPEN)
+            .values(
+                status=ConflictStatus.SUPERSEDED,
+                result_rev=rev,
+                resolved_by=WORKER_ACTOR,
+                resolved_at=utc_now(),
+            )
+        )
+        if changed.rowcount == 1:
+            closed += 1
+            conflict_event(session, conflict, "conflict_superseded", SETTLED_ELSEWHERE, rev=rev)
+    return closed

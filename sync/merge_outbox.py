@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -272,13 +273,17 @@ async def _mark(sessions: SessionMaker, conflict: Conflict, decision: _Decision)
         conflict_event(session, conflict, "conflict_superseded", SETTLED_ELSEWHERE, rev=decision.rev)
         if decision.report is not None:
             newer = decision.report
-            await record(
-                session,
-                source_db=conflict.source_db,
-                report=newer,
-                grid=conflict.grid_code,
-                merge_rev=plan_merge(newer).merge_rev if newer.merged is not None else None,
-            )
+            try:
+                async with session.begin_nested():
+                    await record(
+                        session,
+                        source_db=conflict.source_db,
+                        report=newer,
+                        grid=conflict.grid_code,
+                        merge_rev=plan_merge(newer).merge_rev if newer.merged is not None else None,
+                    )
+            except IntegrityError:  # a page recorded the same new conflict at the same moment
+                log.info("new conflict of %s already recorded", conflict.doc_id)
         return "conflict_superseded"
 
 
@@ -400,10 +405,8 @@ async def record_resolution(
 async def settle_claimed(
     sessions: SessionMaker, couch: CouchClient, conflict: Conflict, holder: str
 ) -> str | None:
-    """Settle one row ``holder`` has claimed (``record_resolution``): ``conflict_resolved``,
-    ``conflict_superseded``, ``conflict_resolution_refused`` (back to the leader) or
-    ``conflict_merge_retry`` (CouchDB away: a worker writes it later); None if another writer
-    marked it first."""
+    """Settle one row ``holder`` has claimed (``record_resolution``); the outcome's name (None if
+    another writer marked it first: read the row for what happened)."""
     return await _settle(sessions, couch, conflict, holder, {})
 
 

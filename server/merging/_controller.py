@@ -4,6 +4,7 @@
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -77,6 +78,9 @@ class ConflictController(Controller):
         description="200: written, tablets converge on their next pull. 202: the decision is recorded "
         "(status merge_pending) and a worker writes it once CouchDB answers again.",
         status_code=200,
+        responses={
+            202: ResponseSpec(ConflictPublic, description="Recorded; a worker writes it when CouchDB answers")
+        },
     )
     async def resolve(
         self,

@@ -339,11 +339,12 @@ class ConflictDesk:
         )
         if recorded is None:
             raise _already_settled()
-        outcome = await settle_claimed(sessions, self.runtime.couch, recorded, holder)
+        await settle_claimed(sessions, self.runtime.couch, recorded, holder)
+        # What the row says now, whoever settled it (this request, or a worker that took over).
         await self.session.refresh(conflict)
-        if outcome == "conflict_superseded":
+        if conflict.status == ConflictStatus.SUPERSEDED:
             raise _changed_meanwhile()
-        if outcome == "conflict_resolution_refused":
+        if conflict.status == ConflictStatus.OPEN:
             raise _conflict_error(
                 f"写回被拒绝，请重新裁决：{conflict.last_error}",
                 f"the document store refused the resolution; decide again: {conflict.last_error}",

@@ -4,6 +4,7 @@ real CouchDB fails the resolution's write for the API — after CouchDB stored i
 saw it — and a worker completes the decision; a write CouchDB refuses goes back to the leader."""
 
 import asyncio
+import base64
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,10 +15,11 @@ import pytest
 from sqlmodel import col, select
 
 from server.db.models import CaseEvent, Conflict
+from server.devcouch import free_port
 from tests.conftest import TabletFactory
 from tests.support.conflicts import converged, edit, two_tablets_with
 from tests.support.couch_tap import CouchTap, merge_write
-from tests.support.docs import hazard
+from tests.support.docs import hazard, make_png, photo_attachment
 from tests.support.stack import AppServer, Stack
 from tests.support.tablet import Tablet
 
@@ -160,3 +162,59 @@ async def test_a_resolution_couchdb_refuses_goes_back_to_the_leader(
     await stack.run_worker()
     for seen in await converged(stack, "h-refused", first, second):
         assert seen["note"] == "三楼飞线，已劝离"
+
+
+async def test_a_photo_comes_from_the_branch_the_leader_named_for_it(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    """Both tablets replaced the photo and the note: the leader keeps the winner's note and the
+    other branch's photo — those bytes, not the winner's photo under the same name."""
+    first, second = await two_tablets_with(
+        stack, tablet_factory, hazard("vol1", doc_id="h-photo", note="原始")
+    )
+    await edit(first, "h-photo", note="甲", _attachments={"photo-1.png": photo_attachment(seed=2)})
+    await edit(second, "h-photo", note="乙", _attachments={"photo-1.png": photo_attachment(seed=3)})
+    await first.push()
+    await second.push()
+    assert (await stack.run_worker())["conflict_hard"] == 1
+    async with stack.http("lead1") as api:
+        conflict = (await api.get("/api/conflicts", params={"status": "open"})).json()["data"][0]
+        assert set(conflict["fields"]) == {"note", "_attachments/photo-1.png"}
+        winner = conflict["winner_rev"]
+        (other,) = [b for b in conflict["branches"] if b["rev"] != winner]
+        resolved = await api.post(
+            f"/api/conflicts/{conflict['id']}/resolve",
+            json={"fields": {"note": winner, "_attachments/photo-1.png": other["rev"]}},
+        )
+        assert resolved.status_code == 200, resolved.text
+    stored = await stack.runtime.couch.get_doc(
+        stack.settings.couch.grid_db("ZR01"), "h-photo", params={"attachments": "true", "conflicts": "true"}
+    )
+    assert "_conflicts" not in stored
+    assert stored["note"] == next(b["body"]["note"] for b in conflict["branches"] if b["rev"] == winner)
+    seed = 3 if other["body"]["note"] == "乙" else 2
+    assert base64.b64decode(stored["_attachments"]["photo-1.png"]["data"]) == make_png(32, 32, seed)
+
+
+async def test_resolving_while_couchdb_is_away_is_a_503_and_records_nothing(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    await _hard_conflict(stack, tablet_factory, "h-away")
+    away = dataclasses.replace(
+        stack.settings, couch=dataclasses.replace(stack.settings.couch, url=f"http://127.0.0.1:{free_port()}")
+    )
+    app = AppServer(away)
+    await asyncio.to_thread(app.start)
+    try:
+        async with httpx.AsyncClient(base_url=app.url, auth=stack.auth("lead1"), timeout=30) as api:
+            conflict_id, notes = await _open_conflict(api)
+            answer = await api.post(
+                f"/api/conflicts/{conflict_id}/resolve", json={"choose": notes["四楼飞线"]}
+            )
+    finally:
+        await asyncio.to_thread(app.stop)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "service_unavailable" and "文档库" in answer.json()["reason"]
+    assert "retry-after" in answer.headers
+    conflict, _ = await _state(stack, conflict_id)
+    assert conflict.status == "open" and conflict.resolution is None

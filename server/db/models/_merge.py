@@ -107,9 +107,10 @@ class Conflict(SQLModel, table=True):
     """A soft merge's revision, chosen before it is written (its id follows from what it merges):
     whether the write landed is one ``_revs_diff`` away."""
     resolution: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    """A grid leader's decision on its way to CouchDB (``merge_pending``): who, what they chose,
-    why, and the revisions to store (``docs``). Kept so that the decision survives the request
-    that made it: a worker writes it if that request could not."""
+    """A grid leader's decision (``by``, ``choose`` or ``fields``, ``reason``), recorded before it
+    is written to CouchDB (``merge_pending``) so that it survives the request that made it: a
+    worker writes it if that request could not. Its revisions are rebuilt from the immutable
+    leaves, so no photo data is kept here."""
     claimed_by: str | None = Field(default=None, max_length=100)
     """Who writes a pending merge now, until ``claimed_until`` (a worker, or the API request of a
     leader's resolution): one writer at a time."""

@@ -1,5 +1,5 @@
-"""leader resolutions through the merge outbox: a conflict keeps the leader's decision (who, choice,
-reason, the revisions to store) until CouchDB has it
+"""leader resolutions through the merge outbox: a conflict keeps the leader's decision (who, which
+branch or fields, why) from before it is written to CouchDB
 
 Revision ID: 0013
 Revises: 0012
