@@ -78,24 +78,24 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return Response(_body("http_error", zh, str(exc.detail)), status_code=exc.status_code)
 
 
-def _sql_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+_COUCH_UNAVAILABLE_REASON = ("文档库暂时不可用，请稍后重试", "the document store is unavailable, retry later")
+
+
+def _unavailable(reason: tuple[str, str]) -> Response[Any]:
+    """503 with a retry hint: a store is away for now, the request may succeed later."""
     return Response(
-        _body("service_unavailable", *SQL_UNAVAILABLE_REASON),
+        _body("service_unavailable", *reason),
         status_code=503,
         headers={"Retry-After": str(SQL_RETRY_AFTER_S)},
     )
+
+
+def _sql_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _unavailable(SQL_UNAVAILABLE_REASON)
 
 
 def _couch_unavailable(_: Request[Any, Any, Any], exc: CouchTransportError) -> Response[Any]:
-    return Response(
-        _body(
-            "service_unavailable",
-            "文档库暂时不可用，请稍后重试",
-            "the document store is unavailable, retry later",
-        ),
-        status_code=503,
-        headers={"Retry-After": str(SQL_RETRY_AFTER_S)},
-    )
+    return _unavailable(_COUCH_UNAVAILABLE_REASON)
 
 
 def _couch_answered_an_error(_: Request[Any, Any, Any], exc: CouchStatusError) -> Response[Any]:

@@ -160,7 +160,10 @@ class _Decision:
 
 
 async def _decide(
-    couch: CouchClient, conflict: Conflict, examined: dict[tuple[str, str], ConflictReport]
+    couch: CouchClient,
+    conflict: Conflict,
+    examined: dict[tuple[str, str], ConflictReport],
+    planned: MergePlan | None = None,
 ) -> _Decision:
     db, doc_id = conflict.source_db, conflict.doc_id
     done = ConflictStatus.MERGED if conflict.resolution is None else ConflictStatus.RESOLVED
@@ -176,8 +179,13 @@ async def _decide(
         return _Decision(ConflictStatus.SUPERSEDED, str(current["_rev"]), newer)
     if conflict.resolution is not None:
         decided = conflict.resolution
-        plan, _ = await resolution_plan(
-            couch, conflict, _str_or_none(decided.get("choose")), _fields_of(decided)
+        plan = (
+            planned
+            or (
+                await resolution_plan(
+                    couch, conflict, _str_or_none(decided.get("choose")), _fields_of(decided)
+                )
+            )[0]
         )
         await write_plan(couch, db, plan)
         return _Decision(ConflictStatus.RESOLVED, plan.merge_rev)
@@ -361,10 +369,11 @@ async def _settle(
     conflict: Conflict,
     holder: str,
     examined: dict[tuple[str, str], ConflictReport],
+    planned: MergePlan | None = None,
 ) -> str | None:
     """Decide and mark one claimed row; the outcome's name (None: another writer marked it)."""
     try:
-        decision = await _decide(couch, conflict, examined)
+        decision = await _decide(couch, conflict, examined, planned)
     except CouchError as exc:
         log.warning("merge of %s not settled yet: %s", conflict.doc_id, exc)
         return await _failed(sessions, conflict, holder, exc)
@@ -403,11 +412,12 @@ async def record_resolution(
 
 
 async def settle_claimed(
-    sessions: SessionMaker, couch: CouchClient, conflict: Conflict, holder: str
+    sessions: SessionMaker, couch: CouchClient, conflict: Conflict, holder: str, plan: MergePlan
 ) -> str | None:
-    """Settle one row ``holder`` has claimed (``record_resolution``); the outcome's name (None if
-    another writer marked it first: read the row for what happened)."""
-    return await _settle(sessions, couch, conflict, holder, {})
+    """Settle one row ``holder`` has claimed with ``record_resolution`` and ``plan`` (saves reading
+    the branches and their photos again); the outcome's name (None if another writer marked it
+    first: read the row for what happened)."""
+    return await _settle(sessions, couch, conflict, holder, {}, plan)
 
 
 async def settle_pending(

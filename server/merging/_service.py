@@ -339,7 +339,7 @@ class ConflictDesk:
         )
         if recorded is None:
             raise _already_settled()
-        await settle_claimed(sessions, self.runtime.couch, recorded, holder)
+        await settle_claimed(sessions, self.runtime.couch, recorded, holder, plan)
         # What the row says now, whoever settled it (this request, or a worker that took over).
         await self.session.refresh(conflict)
         if conflict.status == ConflictStatus.SUPERSEDED:
