@@ -4,7 +4,9 @@
 findings with 200 photos of ~300 KB (quick: 1,000 and 20), then a fresh tablet pulls them. The same
 two steps run, in the same process, straight against pouchdb-server's database (the baseline).
 Target: the gateway within 1.3× of direct (push + pull wall time). Three rounds, each on fresh
-databases, run direct then gateway; the ratio is the median round's.
+databases, run direct, then through a pass-through proxy on the gateway's own stack (uvicorn +
+httpx, no logic: the cost of the Python hop alone, see ``bench._passthrough``), then through the
+gateway; the ratio is the median round's.
 """
 
 import asyncio
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench._common import emit, machine, parse_args
+from bench._passthrough import PassThrough
 from server.devcouch import LocalCouch
 from tests.support.scenarios import field_docs, real_bytes
 from tests.support.stack import COUCH_ADMIN, Stack
@@ -56,18 +59,27 @@ async def _round(folder: Path, couch: LocalCouch, docs: list[dict[str, object]],
         data_dir=folder,
         extra_env={"GRIDPATROL_COUCH_DB_PREFIX": f"r{n}_"},
     )
+    proxy = PassThrough(couch.url)
+    proxy.start()
     try:
         await stack.runtime.couch.create_db(f"bench_direct_{n}")
+        await stack.runtime.couch.create_db(f"bench_proxied_{n}")
         direct_push, direct_pull = await _push_then_pull(f"{couch.url}/bench_direct_{n}", *COUCH_ADMIN, docs)
+        proxy_push, proxy_pull = await _push_then_pull(f"{proxy.url}/bench_proxied_{n}", *COUCH_ADMIN, docs)
         gateway_push, gateway_pull = await _push_then_pull(stack.sync_url(), "vol1", "vol1-password", docs)
     finally:
+        proxy.stop()
         await stack.stop()
+    direct = direct_push + direct_pull
     return {
         "direct_push": direct_push,
         "direct_pull": direct_pull,
+        "proxy_push": proxy_push,
+        "proxy_pull": proxy_pull,
         "gateway_push": gateway_push,
         "gateway_pull": gateway_pull,
-        "ratio": (gateway_push + gateway_pull) / (direct_push + direct_pull),
+        "proxy_ratio": (proxy_push + proxy_pull) / direct,
+        "ratio": (gateway_push + gateway_pull) / direct,
     }
 
 
@@ -90,15 +102,19 @@ async def main() -> None:
     data = real_bytes(docs)
     print(f"machine: {machine()}")
     print(
-        f"data: {count} findings, {photos} photos, {data / 1e6:.1f} MB; {ROUNDS} rounds, direct then gateway"
+        f"data: {count} findings, {photos} photos, {data / 1e6:.1f} MB; {ROUNDS} rounds,"
+        " direct, pass-through proxy, gateway"
     )
-    print("round   direct push s  pull s   gateway push s  pull s   ratio")
+    print("round  direct push s  pull s  proxy push s  pull s  ratio  gateway push s  pull s  ratio")
     for n, r in enumerate(rounds):
         print(
-            f"{n:>5} {r['direct_push']:>14.1f} {r['direct_pull']:>7.1f}"
-            f" {r['gateway_push']:>16.1f} {r['gateway_pull']:>7.1f} {r['ratio']:>7.2f}"
+            f"{n:>5} {r['direct_push']:>13.1f} {r['direct_pull']:>7.1f}"
+            f" {r['proxy_push']:>13.1f} {r['proxy_pull']:>7.1f} {r['proxy_ratio']:>6.2f}"
+            f" {r['gateway_push']:>15.1f} {r['gateway_pull']:>7.1f} {r['ratio']:>6.2f}"
         )
     ratio = median_round["ratio"]
+    proxy_median = sorted(r["proxy_ratio"] for r in rounds)[len(rounds) // 2]
+    print(f"pass-through proxy / direct, median round: {proxy_median:.2f} (the Python hop alone)")
     print(f"gateway / direct, median round: {ratio:.2f} (target <= {TARGET_RATIO})")
     emit(
         "replication",
@@ -108,7 +124,9 @@ async def main() -> None:
             "data_mb": round(data / 1e6, 1),
             "rounds": ROUNDS,
             "round_ratios": [round(r["ratio"], 2) for r in rounds],
-            **{f"{k}_s": round(v, 1) for k, v in median_round.items() if k != "ratio"},
+            "proxy_round_ratios": [round(r["proxy_ratio"], 2) for r in rounds],
+            "proxy_ratio": round(proxy_median, 2),
+            **{f"{k}_s": round(v, 1) for k, v in median_round.items() if not k.endswith("ratio")},
         },
         ratio,
         TARGET_RATIO,

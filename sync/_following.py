@@ -6,7 +6,8 @@ writes the heartbeat), notice which longpolls have fired, then either apply one 
 with news (alerts feeds first, grid feeds in turn) or, with every held feed drained, publish the
 status outbox and wait for a longpoll, the next lease renewal, the next outbox look or the stop.
 The outbox is published as soon as the feeds are drained after a page was applied, and at least
-one batch every ``GRIDPATROL_WORKER_POLL`` seconds during a long backlog.
+one batch every ``GRIDPATROL_WORKER_POLL`` seconds during a long backlog; a worker publishes the
+statuses of the feeds it holds, a few batches per turn of the loop.
 """
 
 import asyncio
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["FeedStats", "Following"]
 
 log = logging.getLogger("gridpatrol.worker")
+
+_OUTBOX_BATCHES_PER_TURN = 5
+"""Status batches published between two looks at the leases and feeds: a backlog of thousands of
+statuses (a whole campaign's cases moving at once) must not delay a lease renewal past its lease."""
 
 
 @dataclass
@@ -68,12 +73,14 @@ class Following:
                 if self.dirty:
                     await self._page(self._next_feed())
                     if (self.outbox_due and not self.dirty) or loop.time() >= next_outbox:
-                        await self._flush(batches=None if not self.dirty else 1)
+                        await self._flush(batches=1 if self.dirty else _OUTBOX_BATCHES_PER_TURN)
                         next_outbox = loop.time() + settings.idle_poll_s
                     continue
                 if self.outbox_due or loop.time() >= next_outbox:
-                    await self._flush()  # case changes made through the API reach tablets too
+                    await self._flush(batches=_OUTBOX_BATCHES_PER_TURN)  # the case API's changes too
                     next_outbox = loop.time() + settings.idle_poll_s
+                    if self.outbox_due:
+                        continue  # more pending: leases and feeds get their turn between batches
                 timeout = max(0.0, min(next_keep, next_outbox) - loop.time())
                 await asyncio.wait(
                     [stopped, *self.watches.values()], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -153,9 +160,9 @@ class Following:
             self.watcher.next_change(db, follower.position(db)), name=f"follow:{db}"
         )
 
-    async def _flush(self, batches: int | None = None) -> None:
-        await self.follower.publish(self.stats, batches=batches)
-        self.outbox_due = False
+    async def _flush(self, batches: int) -> None:
+        """A few batches of this worker's share of the status outbox (see ``sync.writeback``)."""
+        self.outbox_due = await self.follower.publish(self.stats, batches=batches, shared=True)
         self._log()
 
     def _log(self) -> None:

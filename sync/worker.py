@@ -40,7 +40,7 @@ from sync.couch import CouchClient
 from sync.merge import JoinCache, apply_page
 from sync.merge_outbox import plan_merge, settle_pending
 from sync.receipts import purge_receipts
-from sync.writeback import publish_statuses
+from sync.writeback import STATUS_BATCH, publish_statuses
 
 __all__ = ["STOPPED", "ChangeFollower", "FeedStats", "LeaseLost"]
 
@@ -284,22 +284,28 @@ class ChangeFollower:
         await self.publish(stats)
         return stats
 
-    async def publish(self, stats: FeedStats, *, batches: int | None = None) -> None:
-        """Publish the status outbox: everything pending, or at most ``batches`` batches (the
-        feeds are drained then; old receipts no page took are purged about hourly)."""
+    async def publish(self, stats: FeedStats, *, batches: int | None = None, shared: bool = False) -> bool:
+        """Publish the status outbox: everything pending, or at most ``batches`` batches (old
+        receipts no page took are purged about hourly). ``shared``: only the statuses of the feeds
+        this worker holds (while following, beside other workers). True when more may be pending."""
         if time.monotonic() - self._receipts_purged_at > _RECEIPT_PURGE_EVERY_S:
             async with self.runtime.sessions() as session, session.begin():
                 purged = await purge_receipts(session, utc_now())
             self._receipts_purged_at = time.monotonic()
             if purged:
                 log.info("purged %d receipts older than any page will read", purged)
+        only_dbs = list(self.held) if shared else None
+        feeds = [db for db, _ in self.feeds()] if shared else []
         done = 0
         while batches is None or done < batches:
-            published = await publish_statuses(self.runtime.sessions, self.runtime.couch)
+            published = await publish_statuses(
+                self.runtime.sessions, self.runtime.couch, only_dbs=only_dbs, feeds=feeds
+            )
             stats.published += published
             done += 1
-            if published == 0:
-                break
+            if published < STATUS_BATCH:
+                return False
+        return True
 
     async def _drain(self, stats: FeedStats) -> None:
         for db, grid in self.feeds():

@@ -4,8 +4,13 @@ The SQL row is the outbox: ``status_version`` moves on every change that the tab
 ``status_published_version`` records what CouchDB has. Publishing is idempotent (one document id
 per finding, written with its current revision), so a crash between CouchDB and SQL only means
 the same status is written again.
+
+Workers that share the feeds share the outbox the same way: each publishes the statuses of the
+findings whose database it holds the lease of (``only_dbs``), so two workers do not write the
+same status document at once (a conflict each time, then a read and a second write).
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import update
@@ -15,10 +20,10 @@ from server.db import SessionMaker
 from server.db.models import CASE_STATE_LABELS, Case, CaseState, Finding, utc_now
 from sync.couch import CouchClient, CouchConflict, CouchNotFound
 
-__all__ = ["STATUS_PREFIX", "publish_statuses", "status_doc_id"]
+__all__ = ["STATUS_BATCH", "STATUS_PREFIX", "publish_statuses", "status_doc_id"]
 
 STATUS_PREFIX = "status:"
-_BATCH = 200
+STATUS_BATCH = 200
 
 
 def status_doc_id(finding_id: str) -> str:
@@ -62,17 +67,28 @@ async def _put(couch: CouchClient, db: str, body: dict[str, Any], known_rev: str
         return str((await couch.put_doc(db, doc))["rev"])
 
 
-async def publish_statuses(sessions: SessionMaker, couch: CouchClient, *, limit: int = _BATCH) -> int:
-    """Publish every pending status (up to ``limit``); returns how many were written."""
+async def publish_statuses(
+    sessions: SessionMaker,
+    couch: CouchClient,
+    *,
+    limit: int = STATUS_BATCH,
+    only_dbs: Collection[str] | None = None,
+    feeds: Collection[str] = (),
+) -> int:
+    """Publish pending statuses (up to ``limit``); returns how many were written. With ``only_dbs``,
+    only those of findings stored in these databases, and of findings in none of ``feeds`` (a
+    database no worker follows any more: no lease will ever name it)."""
+    query = (
+        select(Finding, Case)
+        .join(Case, col(Finding.case_id) == col(Case.id), isouter=True)
+        .where(Finding.status_version > Finding.status_published_version)
+    )
+    if only_dbs is not None:
+        query = query.where(
+            col(Finding.source_db).in_(list(only_dbs)) | col(Finding.source_db).not_in(list(feeds))
+        )
     async with sessions() as session:
-        pending = (
-            await session.exec(
-                select(Finding, Case)
-                .join(Case, col(Finding.case_id) == col(Case.id), isouter=True)
-                .where(Finding.status_version > Finding.status_published_version)
-                .limit(limit)
-            )
-        ).all()
+        pending = (await session.exec(query.limit(limit))).all()
     if not pending:
         return 0
     # One _bulk_docs per source database; a document someone else wrote meanwhile (a conflict)

@@ -25,7 +25,7 @@ from server.gateway._seq import Positions
 if TYPE_CHECKING:
     from server.gateway._virtual import VirtualDatabase
 
-__all__ = ["ChangesQuery", "DirectFilter", "changes_page", "transfer_cost"]
+__all__ = ["ChangesPage", "ChangesQuery", "DirectFilter", "changes_page", "transfer_cost"]
 
 _UNBOUNDED_PAGE = 1000
 _CATALOGUED = frozenset({Lane.ALERT, Lane.REFERENCE})
@@ -83,9 +83,16 @@ class ChangesQuery:
         )
 
 
+@dataclass(frozen=True)
+class ChangesPage:
+    body: dict[str, Any]
+    weighed_bytes: int
+    """What the client will fetch for the rows (see ``transfer_cost``); 0 when not weighed."""
+
+
 async def changes_page(
     view: "VirtualDatabase", query: ChangesQuery, direct_filter: DirectFilter | None = None
-) -> dict[str, Any]:
+) -> ChangesPage:
     """A normal ``_changes`` page over the view's sources, in source order.
 
     ``direct_filter`` (admins on a real database only) is passed to CouchDB as is, after the
@@ -143,7 +150,8 @@ async def changes_page(
             pending[source.key] = 0 if drained else int(page.get("pending", 0) or 0)
         if over_budget or (limit is not None and len(results) >= limit):
             break
-    return {"results": results, "last_seq": view.seqs.encode(positions), "pending": sum(pending.values())}
+    body = {"results": results, "last_seq": view.seqs.encode(positions), "pending": sum(pending.values())}
+    return ChangesPage(body, spent)
 
 
 async def _sources_to_read(view: "VirtualDatabase", positions: Positions) -> list[Source]:

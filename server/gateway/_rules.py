@@ -7,6 +7,7 @@ PouchDB shows the reason to the person and never sends the document again.
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from field_schema import (
@@ -57,12 +58,17 @@ class PushContext:
     micro_limits: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Grid → the only micro-grids the user works in there (grids they hold whole are absent)."""
 
-    @property
+    @cached_property
     def grid_sources(self) -> list[Source]:
         return [s for s in self.sources if s.lane is Lane.GRID]
 
+    @cached_property
+    def _grid_source_by_code(self) -> dict[str, Source]:
+        # several placements ask per document of a batch: a coordinator's view has dozens of grids
+        return {s.grid: s for s in reversed(self.grid_sources) if s.grid is not None}
+
     def grid_source(self, grid: str) -> Source | None:
-        return next((s for s in self.grid_sources if s.grid == grid), None)
+        return self._grid_source_by_code.get(grid)
 
     def grid_label(self, code: str) -> tuple[str, str]:
         if self.grid_index is not None and code in self.grid_index.by_code:

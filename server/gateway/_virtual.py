@@ -155,10 +155,14 @@ class VirtualDatabase:
         direct_filter: DirectFilter | None = None,
     ) -> dict[str, Any]:
         budget = 0
+        budgets = self.runtime.link_budgets
         if not self.direct and params.get("since") != "now":
             progress = progress_of(self.seqs.decode(params.get("since")))
-            budget = self.runtime.link_budgets.budget_for(self.principal.username, progress)
-        return await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
+            budget = budgets.budget_for(self.principal.username, progress)
+        page = await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
+        if budget:
+            budgets.served(self.principal.username, page.weighed_bytes)
+        return page.body
 
     async def count_changes(self, since: str | None, *, cap: int) -> int:
         """How many changes this user would still download after ``since`` (at most ``cap``)."""
@@ -173,7 +177,7 @@ class VirtualDatabase:
                 doc_ids=None,
                 byte_budget=0,
             )
-            page = await changes_page(self, page_query)
+            page = (await changes_page(self, page_query)).body
             if not page["results"]:
                 break
             counted += len(page["results"])
