@@ -6,17 +6,14 @@ PouchDB and the CouchDB server, which any gateway written on this stack pays bef
 are, and streams the answer back untouched (compressed bodies stay compressed).
 """
 
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import uvicorn
 
-from server.devcouch import free_port
+from tests.support.served import ThreadedServer, read_body
 
-__all__ = ["PassThrough"]
+__all__ = ["pass_through"]
 
 _HOP_BY_HOP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
 _STREAM_CHUNK = 64 * 1024
@@ -35,17 +32,12 @@ class _Proxy:
             await self._lifespan(receive, send)
             return
         assert self.client is not None
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["raw_path"].decode()
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode()
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
-        request = self.client.build_request(scope["method"], path, headers=headers, content=bytes(body))
+        request = self.client.build_request(scope["method"], path, headers=headers, content=body)
         response = await self.client.send(request, stream=True)
         try:
             answer = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
@@ -69,29 +61,6 @@ class _Proxy:
                 return
 
 
-class PassThrough:
-    """The proxy under uvicorn in a background thread, as the test stack serves the gateway."""
-
-    def __init__(self, upstream: str) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            _Proxy(upstream), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("pass-through proxy did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+def pass_through(upstream: str) -> ThreadedServer:
+    """The proxy to ``upstream``, to start; served as the test stack serves the gateway."""
+    return ThreadedServer(_Proxy(upstream), name="pass-through proxy")

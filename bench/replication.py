@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench._common import emit, machine, parse_args
-from bench._passthrough import PassThrough
+from bench._passthrough import pass_through
 from server.devcouch import LocalCouch
 from tests.support.scenarios import field_docs, real_bytes
 from tests.support.stack import COUCH_ADMIN, Stack
@@ -59,7 +59,7 @@ async def _round(folder: Path, couch: LocalCouch, docs: list[dict[str, object]],
         data_dir=folder,
         extra_env={"GRIDPATROL_COUCH_DB_PREFIX": f"r{n}_"},
     )
-    proxy = PassThrough(couch.url)
+    proxy = pass_through(couch.url)
     proxy.start()
     try:
         await stack.runtime.couch.create_db(f"bench_direct_{n}")

@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 
 from server.devcouch import free_port
+from tests.support.served import read_body
 
 __all__ = ["CouchTap", "merge_write"]
 
@@ -95,12 +96,7 @@ class CouchTap:
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http" and self._client is not None
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["raw_path"].decode()
         query = scope["query_string"].decode()
         picked = (self.hits == 0 or not self.once) and self.match(scope["method"], path, body)

@@ -5,25 +5,21 @@ import asyncio
 import os
 import secrets
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psycopg
-import uvicorn
 
 from field_schema import load_taxonomy
 from server.app import create_app
-from server.cli import KEEP_ALIVE_S
 from server.db.models import Role, UserCreate
-from server.devcouch import free_port
 from server.provision import setup, upsert_user
 from server.runtime import Runtime
 from server.settings import Settings
 from sync.worker import ChangeFollower
+from tests.support.served import ThreadedServer
 
 __all__ = [
     "POSTGRES_ADMIN_URL",
@@ -75,37 +71,11 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-class AppServer:
+class AppServer(ThreadedServer):
     """The Litestar app under uvicorn in a background thread, on a free port."""
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            timeout_keep_alive=KEEP_ALIVE_S,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("app server did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        super().__init__(create_app(settings), port)
 
 
 @dataclass
