@@ -5,12 +5,13 @@ does not. A pull that moves forward is a page that arrived: the budget grows by 
 instead, as TCP's slow start does, made a link cut every ~1.3 MB carry 2.9× its data instead of
 1.5×). A pull that asks again for changes it was already given is a retry after a cut: the budget
 halves (additive increase, multiplicative decrease). A link that has carried a run of
-maximum-size pages, or ``trust_bytes`` in all, without a retry is trusted: its pages are no longer
-bounded by bytes (0), which also spares the gateway reading every document twice (once to weigh
-it, once for ``_bulk_get``); the first retry bounds them again. (Counting bytes matters when a pull
-opens with photos: growing one step a page, 60 MB of them took ~30 pages, each a round of requests,
-before the link was trusted; 8 MB without a cut takes ~10. A link that cuts every ~1.3 MB on
-average carries 8 MB uncut about once in 500 tries.) The state is per user and per gateway
+maximum-size pages, or ``trust_bytes`` of documents and photos delivered, without a retry is
+trusted: its pages are no longer bounded by bytes (0); the first retry bounds them again. Bytes
+count when the gateway has handed a ``_bulk_get`` answer or a whole photo to the link
+(``delivered``), not when a ``_changes`` page that lists them leaves: PouchDB reads up to ten pages
+of changes ahead of fetching their documents. (A pull opening with 60 MB of photos took ~30 growing
+pages before its link was trusted; 8 MB delivered takes a fraction of that. A link that cuts every
+~1.3 MB on average delivers 8 MB uncut about once in 500 tries.) The state is per user and per gateway
 process, kept in memory and forgotten after a while: a wrong guess costs a page, never data.
 """
 
@@ -40,10 +41,8 @@ class _State:
     progress: int
     seen_at: float
     pages_at_maximum: int = 0
-    carried: int = 0
-    """Bytes of the pages that arrived since the last retry."""
-    last_page: int = 0
-    """Bytes of the page served last, counted as carried when the pull moves past it."""
+    delivered: int = 0
+    """Bytes of documents and photos handed to the link since the last retry."""
 
 
 class LinkBudgets:
@@ -78,18 +77,17 @@ class LinkBudgets:
             self._states[user] = state
         elif progress < state.progress:
             state.budget = max(self.minimum, state.budget // 2)
-            state.pages_at_maximum = state.carried = state.last_page = 0
+            state.pages_at_maximum = state.delivered = 0
         elif progress > state.progress:
             state.budget = min(self.maximum, state.budget + self.step)
             state.pages_at_maximum = state.pages_at_maximum + 1 if state.budget == self.maximum else 0
-            state.carried, state.last_page = state.carried + state.last_page, 0
         state.progress = progress
         state.seen_at = moment
-        trusted = state.pages_at_maximum >= self.trust_after or state.carried >= self.trust_bytes
+        trusted = state.pages_at_maximum >= self.trust_after or state.delivered >= self.trust_bytes
         return 0 if trusted else state.budget
 
-    def served(self, user: str, page_bytes: int) -> None:
-        """The page just built for ``user`` weighed ``page_bytes`` (documents and photos)."""
+    def delivered(self, user: str, nbytes: int) -> None:
+        """The gateway handed ``nbytes`` of this user's pull (documents, a photo) to the link."""
         state = self._states.get(user)
         if state is not None:
-            state.last_page = page_bytes
+            state.delivered += nbytes

@@ -30,13 +30,14 @@ from sync.recent_docs import StoredDoc
 if TYPE_CHECKING:
     from server.gateway._virtual import VirtualDatabase
 
-__all__ = ["ChangesPage", "ChangesQuery", "DirectFilter", "changes_page", "transfer_cost"]
+__all__ = ["ChangesQuery", "DirectFilter", "changes_page", "transfer_cost"]
 
 _UNBOUNDED_PAGE = 1000
 _CATALOGUED = frozenset({Lane.ALERT, Lane.REFERENCE})
 """Small databases whose feed position the id catalog knows (a longpoll that hears one of them
 move expires its entry, so a live pull reads a fresh alert at once)."""
 _PASSTHROUGH = ("style", "include_docs", "conflicts", "attachments", "att_encoding_info")
+_RESHAPING = ("conflicts", "attachments", "att_encoding_info")
 _encoder = msgspec.json.Encoder()
 
 
@@ -69,10 +70,18 @@ class ChangesQuery:
     passthrough: dict[str, str]
     doc_ids: frozenset[str] | None
     byte_budget: int
+    prefetch: bool = False
+    """Read the documents with the page and keep them for the ``_bulk_get`` that follows (a
+    client's pull; not a count of pending changes)."""
 
     @classmethod
     def parse(
-        cls, params: Mapping[str, str], doc_ids: Sequence[str] | None, byte_budget: int
+        cls,
+        params: Mapping[str, str],
+        doc_ids: Sequence[str] | None,
+        byte_budget: int,
+        *,
+        prefetch: bool = False,
     ) -> "ChangesQuery":
         try:
             limit = int(params["limit"]) if params.get("limit") else None
@@ -85,19 +94,14 @@ class ChangesQuery:
             passthrough={k: params[k] for k in _PASSTHROUGH if k in params},
             doc_ids=frozenset(doc_ids) if doc_ids is not None else None,
             byte_budget=byte_budget,
+            # documents read with options that change their shape are not what _bulk_get returns
+            prefetch=prefetch and not any(k in params for k in _RESHAPING),
         )
-
-
-@dataclass(frozen=True)
-class ChangesPage:
-    body: dict[str, Any]
-    weighed_bytes: int
-    """What the client will fetch for the rows (see ``transfer_cost``); 0 when not weighed."""
 
 
 async def changes_page(
     view: "VirtualDatabase", query: ChangesQuery, direct_filter: DirectFilter | None = None
-) -> ChangesPage:
+) -> dict[str, Any]:
     """A normal ``_changes`` page over the view's sources, in source order.
 
     ``direct_filter`` (admins on a real database only) is passed to CouchDB as is, after the
@@ -110,7 +114,12 @@ async def changes_page(
     spent = 0
     over_budget = False
     for source in await _sources_to_read(view, positions):
-        needs_docs = query.include_docs or not view.direct
+        needs_docs = (
+            query.include_docs
+            or query.prefetch
+            or view.visibility.filters(source.grid)
+            or query.byte_budget > 0
+        )
         request: dict[str, str | int | bool | None] = {
             **query.passthrough,
             **(direct_filter.params if direct_filter is not None else {}),
@@ -147,7 +156,8 @@ async def changes_page(
                 if not query.include_docs:
                     shown.pop("doc", None)
                 results.append(shown)
-            _keep_listed(view, source, listed)
+            if query.prefetch:
+                _keep_listed(view, source, listed)
             if over_budget:
                 pending[source.key] = int(page.get("pending", 0) or 0) + 1
                 break
@@ -157,8 +167,7 @@ async def changes_page(
             pending[source.key] = 0 if drained else int(page.get("pending", 0) or 0)
         if over_budget or (limit is not None and len(results) >= limit):
             break
-    body = {"results": results, "last_seq": view.seqs.encode(positions), "pending": sum(pending.values())}
-    return ChangesPage(body, spent)
+    return {"results": results, "last_seq": view.seqs.encode(positions), "pending": sum(pending.values())}
 
 
 def _shown(view: "VirtualDatabase", source: Source, row: Mapping[str, Any], query: ChangesQuery) -> bool:
@@ -169,8 +178,6 @@ def _shown(view: "VirtualDatabase", source: Source, row: Mapping[str, Any], quer
 
 def _keep_listed(view: "VirtualDatabase", source: Source, docs: Sequence[Any]) -> None:
     """The live documents a user's page listed, for the ``_bulk_get`` that follows it."""
-    if view.direct:
-        return
     listed = {
         str(doc["_id"]): StoredDoc(source.db, doc)
         for doc in docs

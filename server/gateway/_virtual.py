@@ -155,14 +155,16 @@ class VirtualDatabase:
         direct_filter: DirectFilter | None = None,
     ) -> dict[str, Any]:
         budget = 0
-        budgets = self.runtime.link_budgets
         if not self.direct and params.get("since") != "now":
             progress = progress_of(self.seqs.decode(params.get("since")))
-            budget = budgets.budget_for(self.principal.username, progress)
-        page = await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
-        if budget:
-            budgets.served(self.principal.username, page.weighed_bytes)
-        return page.body
+            budget = self.runtime.link_budgets.budget_for(self.principal.username, progress)
+        query = ChangesQuery.parse(params, doc_ids, budget, prefetch=not self.direct)
+        return await changes_page(self, query, direct_filter)
+
+    def delivered(self, nbytes: int) -> None:
+        """This user's pull handed ``nbytes`` to the link (see ``sync.link_budget``)."""
+        if not self.direct:
+            self.runtime.link_budgets.delivered(self.principal.username, nbytes)
 
     async def count_changes(self, since: str | None, *, cap: int) -> int:
         """How many changes this user would still download after ``since`` (at most ``cap``)."""
@@ -177,7 +179,7 @@ class VirtualDatabase:
                 doc_ids=None,
                 byte_budget=0,
             )
-            page = (await changes_page(self, page_query)).body
+            page = await changes_page(self, page_query)
             if not page["results"]:
                 break
             counted += len(page["results"])
@@ -278,6 +280,8 @@ class VirtualDatabase:
         for position, request in enumerate(docs):
             doc_id, rev = request.get("id"), request.get("rev")
             if not isinstance(doc_id, str) or not isinstance(rev, str) or not rev.startswith("1-"):
+                continue
+            if self.hidden(doc_id):
                 continue
             home = homes.home(doc_id)
             source = by_db.get(home) if home is not None else None

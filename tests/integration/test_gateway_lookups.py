@@ -82,6 +82,21 @@ async def test_a_pull_reads_each_first_revision_once(stack: Stack, tablet_factor
     assert grid.get("doc", 0) >= 3  # the photos, streamed from CouchDB
 
 
+async def test_documents_kept_from_a_page_are_never_shown_to_whom_they_are_hidden(stack: Stack) -> None:
+    grid_db = stack.settings.couch.grid_db("ZR01")
+    design = await stack.runtime.couch.put_doc(grid_db, {"_id": "_design/ops", "views": {}})
+    async with stack.http("root") as admin, stack.http("vol1") as volunteer:
+        listed = await admin.get(f"/sync/{stack.settings.gateway.virtual_db}/_changes")
+        assert "_design/ops" in [row["id"] for row in listed.json()["results"]]  # admins see them
+        asked = await volunteer.post(
+            f"/sync/{stack.settings.gateway.virtual_db}/_bulk_get",
+            params={"revs": "true"},
+            json={"docs": [{"id": "_design/ops", "rev": design["rev"]}]},
+        )
+    assert asked.status_code == 200
+    assert asked.json()["results"][0]["docs"][0]["error"]["error"] == "not_found"
+
+
 async def test_an_edit_of_an_existing_finding_is_checked_against_its_stored_author(
     stack: Stack, tablet_factory: TabletFactory
 ) -> None:
