@@ -5,14 +5,10 @@ does not. A pull that moves forward is a page that arrived: the budget grows by 
 instead, as TCP's slow start does, made a link cut every ~1.3 MB carry 2.9× its data instead of
 1.5×). A pull that asks again for changes it was already given is a retry after a cut: the budget
 halves (additive increase, multiplicative decrease). A link that has carried a run of
-maximum-size pages, or ``trust_bytes`` of documents and photos delivered, without a retry is
-trusted: its pages are no longer bounded by bytes (0); the first retry bounds them again. Bytes
-count when the gateway has handed a ``_bulk_get`` answer or a whole photo to the link
-(``delivered``), not when a ``_changes`` page that lists them leaves: PouchDB reads up to ten pages
-of changes ahead of fetching their documents. (A pull opening with 60 MB of photos took ~30 growing
-pages before its link was trusted; 8 MB delivered takes a fraction of that. A link that cuts every
-~1.3 MB on average delivers 8 MB uncut about once in 500 tries.) The state is per user and per gateway
-process, kept in memory and forgotten after a while: a wrong guess costs a page, never data.
+maximum-size pages without a retry is trusted: its pages are no longer bounded by bytes (0), which
+also spares the gateway reading every document twice (once to weigh it, once for ``_bulk_get``);
+the first retry bounds them again. The state is per user and per gateway process, kept in memory
+and forgotten after a while: a wrong guess costs a page, never data.
 """
 
 import time
@@ -41,8 +37,6 @@ class _State:
     progress: int
     seen_at: float
     pages_at_maximum: int = 0
-    delivered: int = 0
-    """Bytes of documents and photos handed to the link since the last retry."""
 
 
 class LinkBudgets:
@@ -53,14 +47,12 @@ class LinkBudgets:
         minimum: int = 64 * 1024,
         maximum: int = 4 * 1024 * 1024,
         trust_after: int = 8,
-        trust_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.initial = initial
         self.minimum = min(minimum, initial)
         self.maximum = max(maximum, initial)
         self.step = max(initial // 2, 1)
         self.trust_after = trust_after
-        self.trust_bytes = trust_bytes
         self._states: dict[str, _State] = {}
 
     def budget_for(self, user: str, progress: int, *, now: float | None = None) -> int:
@@ -77,17 +69,10 @@ class LinkBudgets:
             self._states[user] = state
         elif progress < state.progress:
             state.budget = max(self.minimum, state.budget // 2)
-            state.pages_at_maximum = state.delivered = 0
+            state.pages_at_maximum = 0
         elif progress > state.progress:
             state.budget = min(self.maximum, state.budget + self.step)
             state.pages_at_maximum = state.pages_at_maximum + 1 if state.budget == self.maximum else 0
         state.progress = progress
         state.seen_at = moment
-        trusted = state.pages_at_maximum >= self.trust_after or state.delivered >= self.trust_bytes
-        return 0 if trusted else state.budget
-
-    def delivered(self, user: str, nbytes: int) -> None:
-        """The gateway handed ``nbytes`` of this user's pull (documents, a photo) to the link."""
-        state = self._states.get(user)
-        if state is not None:
-            state.delivered += nbytes
+        return 0 if state.pages_at_maximum >= self.trust_after else state.budget

@@ -6,7 +6,7 @@ decodes ``%2F`` before routing) and dispatched here. Every error is CouchDB's ``
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote
@@ -288,9 +288,7 @@ async def _endpoint(
             raise GatewayError.bad_request(
                 "请求体必须包含 docs 数组", "Request body must contain a docs array"
             )
-        answer = json_response(await vdb.bulk_get(params, docs))
-        vdb.delivered(len(answer.content))
-        return answer
+        return json_response(await vdb.bulk_get(params, docs))
     if endpoint == "_all_docs" and method in {"GET", "HEAD", "POST"}:
         keys: Any = None
         if method == "POST":
@@ -358,20 +356,13 @@ async def _attachment(
     if request.method not in {"GET", "HEAD"}:
         raise _method_not_allowed("GET,HEAD,PUT,DELETE")
     source = await vdb.source_of(doc_id)
-    path = doc_path(source.db, doc_id, name)
-    return await _serve_attachment(request, vdb.runtime, path, params, on_delivered=vdb.delivered)
+    return await _serve_attachment(request, vdb.runtime, doc_path(source.db, doc_id, name), params)
 
 
 async def _serve_attachment(
-    request: Request[Any, Any, Any],
-    runtime: Runtime,
-    path: str,
-    params: dict[str, str],
-    *,
-    on_delivered: Callable[[int], None] | None = None,
+    request: Request[Any, Any, Any], runtime: Runtime, path: str, params: dict[str, str]
 ) -> Response[Any]:
-    """Stream an attachment with its length and ETag, answering ``Range`` even when CouchDB does
-    not. ``on_delivered`` hears the bytes once the whole body was handed to the client's link."""
+    """Stream an attachment with its length and ETag, answering ``Range`` even when CouchDB does not."""
     # The tablet's Accept-Encoding goes along: a photo CouchDB compresses crosses the tablet's link
     # compressed (our CouchDB client otherwise asks for identity).
     wanted_headers = {"range", "if-none-match", "if-range", "accept-encoding"}
@@ -406,14 +397,10 @@ async def _serve_attachment(
             chunks = slice_stream(chunks, wanted)
 
     async def body() -> AsyncIterator[bytes]:
-        sent = 0
         try:
             async for chunk in chunks:
                 yield chunk
-                sent += len(chunk)
         finally:
             await stack.aclose()
-        if on_delivered is not None:
-            on_delivered(sent)
 
     return Stream(content=body(), status_code=status, headers=headers)

@@ -161,11 +161,6 @@ class VirtualDatabase:
         query = ChangesQuery.parse(params, doc_ids, budget, prefetch=not self.direct)
         return await changes_page(self, query, direct_filter)
 
-    def delivered(self, nbytes: int) -> None:
-        """This user's pull handed ``nbytes`` to the link (see ``sync.link_budget``)."""
-        if not self.direct:
-            self.runtime.link_budgets.delivered(self.principal.username, nbytes)
-
     async def count_changes(self, since: str | None, *, cap: int) -> int:
         """How many changes this user would still download after ``since`` (at most ``cap``)."""
         counted = 0

@@ -43,23 +43,3 @@ def test_a_link_that_carries_maximum_pages_without_retries_is_trusted_until_a_re
     assert answers == [256 * 1024, 384 * 1024, 512 * 1024, 512 * 1024, 0, 0, 0]
     assert budgets.budget_for("vol1", 3, now=8) == 256 * 1024  # a retry: bounded again, halved
     assert budgets.budget_for("vol1", 4, now=9) == 384 * 1024
-
-
-def test_a_link_that_delivers_enough_bytes_without_retries_is_trusted_until_a_retry() -> None:
-    mb = 1024 * 1024
-    budgets = LinkBudgets(256 * 1024, trust_after=100, trust_bytes=3 * mb)
-    assert budgets.budget_for("vol1", 0, now=0) == 256 * 1024
-    budgets.delivered("vol1", 2 * mb)  # a photo of the first page crossed the link
-    assert budgets.budget_for("vol1", 100, now=1) == 384 * 1024
-    # pages listed ahead of their documents deliver nothing yet: still bounded
-    assert budgets.budget_for("vol1", 200, now=2) == 512 * 1024
-    budgets.delivered("vol1", 900 * 1024)
-    assert budgets.budget_for("vol1", 300, now=3) == 640 * 1024  # 2.88 MB delivered
-    budgets.delivered("vol1", 200 * 1024)
-    assert budgets.budget_for("vol1", 400, now=4) == 0  # 3.07 MB without a retry: trusted
-    assert budgets.budget_for("vol1", 500, now=5) == 0
-    assert budgets.budget_for("vol1", 250, now=6) == 448 * 1024  # a retry: bounded again, halved
-    budgets.delivered("vol1", 2 * mb)
-    assert budgets.budget_for("vol1", 350, now=7) == 576 * 1024  # counting starts afresh: 2 MB
-    budgets.delivered("vol2", 10 * mb)  # a user the budgets have not met yet: nothing to count
-    assert budgets.budget_for("vol2", 0, now=8) == 256 * 1024
