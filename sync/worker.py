@@ -294,13 +294,10 @@ class ChangeFollower:
             self._receipts_purged_at = time.monotonic()
             if purged:
                 log.info("purged %d receipts older than any page will read", purged)
-        only_dbs = list(self.held) if shared else None
-        feeds = [db for db, _ in self.feeds()] if shared else []
+        others = [db for db, _ in self.feeds() if db not in self.held] if shared else []
         done = 0
         while batches is None or done < batches:
-            published = await publish_statuses(
-                self.runtime.sessions, self.runtime.couch, only_dbs=only_dbs, feeds=feeds
-            )
+            published = await publish_statuses(self.runtime.sessions, self.runtime.couch, others=others)
             stats.published += published
             done += 1
             if published < STATUS_BATCH:

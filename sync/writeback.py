@@ -6,7 +6,7 @@ per finding, written with its current revision), so a crash between CouchDB and 
 the same status is written again.
 
 Workers that share the feeds share the outbox the same way: each publishes the statuses of the
-findings whose database it holds the lease of (``only_dbs``), so two workers do not write the
+findings whose database it holds the lease of (``others`` are left alone), so two workers do not write the
 same status document at once (a conflict each time, then a read and a second write).
 """
 
@@ -72,21 +72,18 @@ async def publish_statuses(
     couch: CouchClient,
     *,
     limit: int = STATUS_BATCH,
-    only_dbs: Collection[str] | None = None,
-    feeds: Collection[str] = (),
+    others: Collection[str] = (),
 ) -> int:
-    """Publish pending statuses (up to ``limit``); returns how many were written. With ``only_dbs``,
-    only those of findings stored in these databases, and of findings in none of ``feeds`` (a
-    database no worker follows any more: no lease will ever name it)."""
+    """Publish pending statuses (up to ``limit``); returns how many were written. ``others``: the
+    feeds this worker does not hold, whose statuses are their holder's to write (a database that is
+    no feed at all, e.g. a retired grid's, is nobody's share: every worker publishes it)."""
     query = (
         select(Finding, Case)
         .join(Case, col(Finding.case_id) == col(Case.id), isouter=True)
         .where(Finding.status_version > Finding.status_published_version)
     )
-    if only_dbs is not None:
-        query = query.where(
-            col(Finding.source_db).in_(list(only_dbs)) | col(Finding.source_db).not_in(list(feeds))
-        )
+    if others:
+        query = query.where(col(Finding.source_db).not_in(list(others)))
     async with sessions() as session:
         pending = (await session.exec(query.limit(limit))).all()
     if not pending:

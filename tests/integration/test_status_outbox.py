@@ -39,10 +39,9 @@ async def test_each_worker_publishes_the_statuses_of_the_feeds_it_holds(stack: S
     zr01, zr02 = names.grid_db("ZR01"), names.grid_db("ZR02")
     retired = f"{names.db_prefix}retired_grid"  # a grid taken out of the outlines: no feed any more
     await couch.create_db(retired)
-    feeds = [zr01, zr02]
     await _pending_findings(stack, {"a": zr01, "b": zr02, "c": retired})
 
-    first = await publish_statuses(stack.runtime.sessions, couch, only_dbs=[zr01], feeds=feeds)
+    first = await publish_statuses(stack.runtime.sessions, couch, others=[zr02])
     assert first == 2
     assert await _still_pending(stack) == {"b"}
     assert (await couch.get_doc(zr01, status_doc_id("a")))["_rev"].startswith("1-")
@@ -50,7 +49,7 @@ async def test_each_worker_publishes_the_statuses_of_the_feeds_it_holds(stack: S
     with pytest.raises(CouchNotFound):
         await couch.get_doc(zr02, status_doc_id("b"))
 
-    assert await publish_statuses(stack.runtime.sessions, couch, only_dbs=[zr02], feeds=feeds) == 1
+    assert await publish_statuses(stack.runtime.sessions, couch, others=[zr01]) == 1
     assert await _still_pending(stack) == set()
     assert await publish_statuses(stack.runtime.sessions, couch) == 0  # nothing was left behind
 
