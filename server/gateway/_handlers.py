@@ -314,7 +314,10 @@ async def _local_doc(
     if request.method in {"GET", "HEAD"}:
         return json_response(await vdb.local.get(doc_id))
     if request.method == "PUT":
-        return json_response(await vdb.local.put(doc_id, await _object_body(request)), 201)
+        body = await _object_body(request)
+        written = await vdb.local.put(doc_id, body)
+        vdb.checkpoint_written(body)
+        return json_response(written, 201)
     if request.method == "DELETE":
         return json_response(await vdb.local.delete(doc_id, params.get("rev")))
     raise _method_not_allowed("GET,HEAD,PUT,DELETE")

@@ -160,6 +160,17 @@ class VirtualDatabase:
             budget = self.runtime.link_budgets.budget_for(self.principal.username, progress)
         return await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
 
+    def checkpoint_written(self, body: Mapping[str, Any]) -> None:
+        """A pull checkpoint names one of our tokens: the pages before it reached the client (a
+        push checkpoint names the tablet's own sequence and is not ours to read)."""
+        if self.direct:
+            return
+        try:
+            positions = self.seqs.decode(body.get("last_seq"))
+        except GatewayError:
+            return
+        self.runtime.link_budgets.delivered(self.principal.username, progress_of(positions))
+
     async def count_changes(self, since: str | None, *, cap: int) -> int:
         """How many changes this user would still download after ``since`` (at most ``cap``)."""
         counted = 0
