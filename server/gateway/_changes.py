@@ -9,6 +9,10 @@ Two rules make pulls over bad links work with unmodified PouchDB:
   moves its checkpoint when a whole page (batch) is stored, so a page that cannot cross a link
   between two cuts would be fetched again and again. ``last_seq`` stays honest, so the client just
   asks for the next page.
+
+A user's page is read with its documents, and the live ones are kept a moment (``RecentDocs``):
+the ``_bulk_get`` PouchDB sends next for the page's first revisions is answered from them
+(``VirtualDatabase.bulk_get``), one CouchDB request per page instead of two.
 """
 
 import asyncio
@@ -21,6 +25,7 @@ import msgspec
 from server.gateway._errors import GatewayError
 from server.gateway._scope import Lane, Source
 from server.gateway._seq import Positions
+from sync.recent_docs import StoredDoc
 
 if TYPE_CHECKING:
     from server.gateway._virtual import VirtualDatabase
@@ -32,6 +37,7 @@ _CATALOGUED = frozenset({Lane.ALERT, Lane.REFERENCE})
 """Small databases whose feed position the id catalog knows (a longpoll that hears one of them
 move expires its entry, so a live pull reads a fresh alert at once)."""
 _PASSTHROUGH = ("style", "include_docs", "conflicts", "attachments", "att_encoding_info")
+_RESHAPING = ("conflicts", "attachments", "att_encoding_info")
 _encoder = msgspec.json.Encoder()
 
 
@@ -64,10 +70,18 @@ class ChangesQuery:
     passthrough: dict[str, str]
     doc_ids: frozenset[str] | None
     byte_budget: int
+    prefetch: bool = False
+    """Read the documents with the page and keep them for the ``_bulk_get`` that follows (a
+    client's pull; not a count of pending changes)."""
 
     @classmethod
     def parse(
-        cls, params: Mapping[str, str], doc_ids: Sequence[str] | None, byte_budget: int
+        cls,
+        params: Mapping[str, str],
+        doc_ids: Sequence[str] | None,
+        byte_budget: int,
+        *,
+        prefetch: bool = False,
     ) -> "ChangesQuery":
         try:
             limit = int(params["limit"]) if params.get("limit") else None
@@ -80,6 +94,8 @@ class ChangesQuery:
             passthrough={k: params[k] for k in _PASSTHROUGH if k in params},
             doc_ids=frozenset(doc_ids) if doc_ids is not None else None,
             byte_budget=byte_budget,
+            # documents read with options that change their shape are not what _bulk_get returns
+            prefetch=prefetch and not any(k in params for k in _RESHAPING),
         )
 
 
@@ -98,10 +114,16 @@ async def changes_page(
     spent = 0
     over_budget = False
     for source in await _sources_to_read(view, positions):
-        needs_docs = query.include_docs or view.visibility.filters(source.grid) or query.byte_budget > 0
-        request: dict[str, str | int | bool | None] = dict(query.passthrough)
-        if direct_filter is not None:
-            request.update(direct_filter.params)
+        needs_docs = (
+            query.include_docs
+            or query.prefetch
+            or view.visibility.filters(source.grid)
+            or query.byte_budget > 0
+        )
+        request: dict[str, str | int | bool | None] = {
+            **query.passthrough,
+            **(direct_filter.params if direct_filter is not None else {}),
+        }
         if needs_docs:
             request["include_docs"] = True
         drained = False
@@ -115,12 +137,11 @@ async def changes_page(
             rows = page.get("results", [])
             if needs_docs:
                 view.count_read(len(rows))
+            listed: list[Any] = []
             for row in rows:
                 before = positions.get(source.key, 0)
                 positions[source.key] = row["seq"]
-                if view.hidden(row["id"]) or (query.doc_ids is not None and row["id"] not in query.doc_ids):
-                    continue
-                if not view.visible(source, row.get("doc")):
+                if not _shown(view, source, row, query):
                     continue
                 if query.byte_budget:
                     cost = transfer_cost(row.get("doc"))
@@ -130,10 +151,13 @@ async def changes_page(
                         break
                     spent += cost
                 view.runtime.doc_homes.remember(str(row["id"]), source.db)
+                listed.append(row.get("doc"))
                 shown = {**row, "seq": view.seqs.encode(positions)}
                 if not query.include_docs:
                     shown.pop("doc", None)
                 results.append(shown)
+            if query.prefetch:
+                _keep_listed(view, source, listed)
             if over_budget:
                 pending[source.key] = int(page.get("pending", 0) or 0) + 1
                 break
@@ -144,6 +168,23 @@ async def changes_page(
         if over_budget or (limit is not None and len(results) >= limit):
             break
     return {"results": results, "last_seq": view.seqs.encode(positions), "pending": sum(pending.values())}
+
+
+def _shown(view: "VirtualDatabase", source: Source, row: Mapping[str, Any], query: ChangesQuery) -> bool:
+    if view.hidden(row["id"]) or (query.doc_ids is not None and row["id"] not in query.doc_ids):
+        return False
+    return view.visible(source, row.get("doc"))
+
+
+def _keep_listed(view: "VirtualDatabase", source: Source, docs: Sequence[Any]) -> None:
+    """The live documents a user's page listed, for the ``_bulk_get`` that follows it."""
+    listed = {
+        str(doc["_id"]): StoredDoc(source.db, doc)
+        for doc in docs
+        if isinstance(doc, dict) and "_id" in doc and not doc.get("_deleted")
+    }
+    if listed:
+        view.runtime.recent_docs.remember([source.db], listed)
 
 
 async def _sources_to_read(view: "VirtualDatabase", positions: Positions) -> list[Source]:

@@ -158,7 +158,8 @@ class VirtualDatabase:
         if not self.direct and params.get("since") != "now":
             progress = progress_of(self.seqs.decode(params.get("since")))
             budget = self.runtime.link_budgets.budget_for(self.principal.username, progress)
-        return await changes_page(self, ChangesQuery.parse(params, doc_ids, budget), direct_filter)
+        query = ChangesQuery.parse(params, doc_ids, budget, prefetch=not self.direct)
+        return await changes_page(self, query, direct_filter)
 
     def checkpoint_written(self, body: Mapping[str, Any]) -> None:
         """A pull checkpoint names one of our tokens: the pages before it reached the client (a
@@ -224,14 +225,16 @@ class VirtualDatabase:
         return result
 
     async def bulk_get(self, params: Mapping[str, str], docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Each requested revision is answered by the source that has it: a document's remembered
-        home is asked alone, the others are asked of every source."""
+        """Each requested revision is answered by the source that has it: a first revision that a
+        ``_changes`` page of this process listed a moment ago from its own document, a document's
+        remembered home alone, the others by every source."""
         homes = self.runtime.doc_homes
         by_db = {s.db: s for s in self.sources}
+        chosen = self._listed_first_revisions(docs, by_db, params)
         groups: dict[str | None, list[int]] = {}
         for position, request in enumerate(docs):
             doc_id = str(request.get("id", ""))
-            if self.hidden(doc_id):
+            if self.hidden(doc_id) or position in chosen:
                 continue
             home = homes.home(doc_id)
             groups.setdefault(home if home in by_db else None, []).append(position)
@@ -253,7 +256,6 @@ class VirtualDatabase:
                 for source, positions in calls
             )
         )
-        chosen: dict[int, dict[str, Any]] = {}
         for (source, positions), answer in zip(calls, answers, strict=True):
             for position, entry in zip(positions, answer, strict=False):
                 if position in chosen or entry.get("id") != docs[position].get("id"):
@@ -268,6 +270,35 @@ class VirtualDatabase:
                 else:
                     chosen[position] = _bulk_get_missing(docs[position])
         return {"results": [chosen.get(i) or _bulk_get_missing(request) for i, request in enumerate(docs)]}
+
+    def _listed_first_revisions(
+        self, docs: Sequence[Mapping[str, Any]], by_db: Mapping[str, Source], params: Mapping[str, str]
+    ) -> dict[int, dict[str, Any]]:
+        """``_bulk_get`` answers for the requested revisions that are first revisions of documents
+        a ``_changes`` page just listed with their bodies (see ``_changes``): a first revision's
+        history is itself, and attachments are stubs there as in any ``_bulk_get`` without
+        ``attachments``. If the document moved on since, the client meets the newer revision
+        further down the feed."""
+        if self.direct or flag(params, "attachments"):
+            return {}
+        recent, homes = self.runtime.recent_docs, self.runtime.doc_homes
+        answers: dict[int, dict[str, Any]] = {}
+        for position, request in enumerate(docs):
+            doc_id, rev = request.get("id"), request.get("rev")
+            if not isinstance(doc_id, str) or not isinstance(rev, str) or not rev.startswith("1-"):
+                continue
+            if self.hidden(doc_id):
+                continue
+            home = homes.home(doc_id)
+            source = by_db.get(home) if home is not None else None
+            recalled = recent.recall([home], [doc_id]) if source is not None and home is not None else None
+            doc = recalled[doc_id].doc if recalled else None
+            if source is None or doc is None or doc.get("_rev") != rev or not self.visible(source, doc):
+                continue
+            if flag(params, "revs"):
+                doc = {**doc, "_revisions": {"start": 1, "ids": [rev.removeprefix("1-")]}}
+            answers[position] = {"id": doc_id, "docs": [{"ok": doc}]}
+        return answers
 
     async def all_docs(self, params: Mapping[str, str], keys: Sequence[str] | None) -> dict[str, Any]:
         """``_all_docs`` merged across sources, sorted by id as CouchDB sorts it (raw collation)."""

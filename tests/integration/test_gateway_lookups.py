@@ -52,6 +52,51 @@ async def test_a_push_of_new_findings_asks_the_grid_database_only(
     assert set(_delta(before, after, couch.reference_db)) <= {"_changes", ""}
 
 
+async def test_a_pull_reads_each_first_revision_once(stack: Stack, tablet_factory: TabletFactory) -> None:
+    couch = stack.settings.couch
+    author = await tablet_factory("vol1")
+    for i in range(250):
+        await author.put(hazard("vol1", doc_id=f"pulled-{i:03d}", photo=i < 3))
+    assert (await author.push())["docs_written"] == 250
+    edited = await author.get("pulled-007")
+    edited["note"] = "复查 / re-checked"
+    await author.put(edited)
+    assert (await author.push())["docs_written"] == 1
+
+    reader = await tablet_factory("vol1b")
+    before = await _couch_requests(stack)
+    assert (await reader.pull())["ok"]
+    after = await _couch_requests(stack)
+    assert (await reader.get("pulled-007"))["note"] == "复查 / re-checked"
+    assert (await reader.get("pulled-001", attachments=True))["_attachments"]["photo-1.png"]["data"]
+    assert (
+        len((await reader.call("all_docs", options={"startkey": "pulled-", "endkey": "pulled-~"}))["rows"])
+        == 250
+    )
+
+    # The _changes pages carried the documents; PouchDB's _bulk_get of their first revisions was
+    # answered from them, so CouchDB was asked only for the second revision of pulled-007.
+    grid = _delta(before, after, couch.grid_db("ZR01"))
+    assert grid.get("_changes", 0) >= 3
+    assert grid.get("_bulk_get") == 1
+    assert grid.get("doc", 0) >= 3  # the photos, streamed from CouchDB
+
+
+async def test_documents_kept_from_a_page_are_never_shown_to_whom_they_are_hidden(stack: Stack) -> None:
+    grid_db = stack.settings.couch.grid_db("ZR01")
+    design = await stack.runtime.couch.put_doc(grid_db, {"_id": "_design/ops", "views": {}})
+    async with stack.http("root") as admin, stack.http("vol1") as volunteer:
+        listed = await admin.get(f"/sync/{stack.settings.gateway.virtual_db}/_changes")
+        assert "_design/ops" in [row["id"] for row in listed.json()["results"]]  # admins see them
+        asked = await volunteer.post(
+            f"/sync/{stack.settings.gateway.virtual_db}/_bulk_get",
+            params={"revs": "true"},
+            json={"docs": [{"id": "_design/ops", "rev": design["rev"]}]},
+        )
+    assert asked.status_code == 200
+    assert asked.json()["results"][0]["docs"][0]["error"]["error"] == "not_found"
+
+
 async def test_an_edit_of_an_existing_finding_is_checked_against_its_stored_author(
     stack: Stack, tablet_factory: TabletFactory
 ) -> None:
