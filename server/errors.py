@@ -9,7 +9,7 @@ from server.auth import AuthFailure
 from server.db import SQL_RETRY_AFTER_S, SQL_UNAVAILABLE, SQL_UNAVAILABLE_REASON
 from sync.couch import CouchStatusError, CouchTransportError
 
-__all__ = ["ApiError", "exception_handlers"]
+__all__ = ["COUCH_UNAVAILABLE_REASON", "RETRY_AFTER", "ApiError", "exception_handlers"]
 
 
 class ApiError(Exception):
@@ -78,7 +78,9 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return Response(_body("http_error", zh, str(exc.detail)), status_code=exc.status_code)
 
 
-_COUCH_UNAVAILABLE_REASON = ("文档库暂时不可用，请稍后重试", "the document store is unavailable, retry later")
+COUCH_UNAVAILABLE_REASON = ("文档库暂时不可用，请稍后重试", "the document store is unavailable, retry later")
+"""The reason of every 503 for an unreachable CouchDB, from the case API and the sync gateway alike."""
+RETRY_AFTER = {"Retry-After": str(SQL_RETRY_AFTER_S)}
 
 
 def _unavailable(reason: tuple[str, str]) -> Response[Any]:
@@ -86,7 +88,7 @@ def _unavailable(reason: tuple[str, str]) -> Response[Any]:
     return Response(
         _body("service_unavailable", *reason),
         status_code=503,
-        headers={"Retry-After": str(SQL_RETRY_AFTER_S)},
+        headers=RETRY_AFTER,
     )
 
 
@@ -95,7 +97,7 @@ def _sql_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 
 
 def _couch_unavailable(_: Request[Any, Any, Any], exc: CouchTransportError) -> Response[Any]:
-    return _unavailable(_COUCH_UNAVAILABLE_REASON)
+    return _unavailable(COUCH_UNAVAILABLE_REASON)
 
 
 def _couch_answered_an_error(_: Request[Any, Any, Any], exc: CouchStatusError) -> Response[Any]:

@@ -7,6 +7,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from server.auth import SESSION_COOKIE, AuthFailure, Principal, parse_credentials
+from server.errors import COUCH_UNAVAILABLE_REASON, RETRY_AFTER
 from server.gateway._errors import GatewayError, bilingual, error_body
 from server.runtime import Runtime
 from sync.couch import CouchStatusError, CouchTransportError
@@ -30,8 +31,7 @@ def _status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, CouchStatusError):
         return exc.status, exc.body if isinstance(exc.body, dict) else error_body(exc.error, exc.reason)
     if isinstance(exc, CouchTransportError):
-        reason = bilingual("文档库暂时不可用，请稍后重试", "document store unavailable, retry later")
-        return 503, error_body("service_unavailable", reason)
+        return 503, error_body("service_unavailable", bilingual(*COUCH_UNAVAILABLE_REASON))
     if isinstance(exc, HTTPException):
         if exc.status_code == 413:
             return 413, error_body(
@@ -48,7 +48,7 @@ def error_body_of(exc: Exception) -> dict[str, Any]:
 
 def error_response(exc: Exception) -> Response[bytes]:
     status, body = _status_and_body(exc)
-    return json_response(body, status)
+    return json_response(body, status, RETRY_AFTER if status == 503 else None)
 
 
 async def json_body(request: Request[Any, Any, Any]) -> Any:

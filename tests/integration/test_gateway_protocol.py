@@ -2,16 +2,18 @@
 JSON errors, single-document and attachment writes, _all_docs, _local, longpoll, ranges, limits."""
 
 import asyncio
+import dataclasses
 import time
 
 import httpx
 import pytest
 
 from field_schema.demo_data import make_png
+from server.devcouch import free_port
 from server.gateway._local import LocalDocStore
 from sync.local_cache import LocalDocCache
 from tests.support.docs import hazard
-from tests.support.stack import Stack
+from tests.support.stack import AppServer, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -344,3 +346,23 @@ async def test_user_admin_api_is_admin_only(stack: Stack) -> None:
         assert deactivated.json()["is_active"] is False
     async with httpx.AsyncClient(base_url=stack.app.url, auth=("vol9", "vol9-password")) as former:
         assert (await former.get(DB)).status_code == 401
+
+
+async def test_sync_while_couchdb_is_away_is_a_503_as_the_case_api_says_it(stack: Stack) -> None:
+    away = dataclasses.replace(
+        stack.settings, couch=dataclasses.replace(stack.settings.couch, url=f"http://127.0.0.1:{free_port()}")
+    )
+    app = AppServer(away)
+    await asyncio.to_thread(app.start)
+    try:
+        async with httpx.AsyncClient(base_url=app.url, auth=stack.auth("vol1"), timeout=30) as client:
+            answers = [await client.get(DB), await client.get(f"{DB}/_changes")]
+    finally:
+        await asyncio.to_thread(app.stop)
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {
+            "error": "service_unavailable",
+            "reason": "文档库暂时不可用，请稍后重试 / the document store is unavailable, retry later",
+        }
+        assert answer.headers["retry-after"] == "5"
