@@ -2,18 +2,16 @@
 JSON errors, single-document and attachment writes, _all_docs, _local, longpoll, ranges, limits."""
 
 import asyncio
-import dataclasses
 import time
 
 import httpx
 import pytest
 
 from field_schema.demo_data import make_png
-from server.devcouch import free_port
 from server.gateway._local import LocalDocStore
 from sync.local_cache import LocalDocCache
 from tests.support.docs import hazard
-from tests.support.stack import AppServer, Stack
+from tests.support.stack import Stack, app_without_couchdb
 
 pytestmark = pytest.mark.integration
 
@@ -349,16 +347,11 @@ async def test_user_admin_api_is_admin_only(stack: Stack) -> None:
 
 
 async def test_sync_while_couchdb_is_away_is_a_503_as_the_case_api_says_it(stack: Stack) -> None:
-    away = dataclasses.replace(
-        stack.settings, couch=dataclasses.replace(stack.settings.couch, url=f"http://127.0.0.1:{free_port()}")
-    )
-    app = AppServer(away)
-    await asyncio.to_thread(app.start)
-    try:
-        async with httpx.AsyncClient(base_url=app.url, auth=stack.auth("vol1"), timeout=30) as client:
-            answers = [await client.get(DB), await client.get(f"{DB}/_changes")]
-    finally:
-        await asyncio.to_thread(app.stop)
+    async with (
+        app_without_couchdb(stack.settings) as app,
+        httpx.AsyncClient(base_url=app.url, auth=stack.auth("vol1"), timeout=30) as client,
+    ):
+        answers = [await client.get(DB), await client.get(f"{DB}/_changes")]
     for answer in answers:
         assert answer.status_code == 503, answer.text
         assert answer.json() == {

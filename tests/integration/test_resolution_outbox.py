@@ -15,12 +15,11 @@ import pytest
 from sqlmodel import col, select
 
 from server.db.models import CaseEvent, Conflict
-from server.devcouch import free_port
 from tests.conftest import TabletFactory
 from tests.support.conflicts import converged, edit, two_tablets_with
 from tests.support.couch_tap import CouchTap, merge_write
 from tests.support.docs import hazard, make_png, photo_attachment
-from tests.support.stack import AppServer, Stack
+from tests.support.stack import AppServer, Stack, app_without_couchdb
 from tests.support.tablet import Tablet
 
 pytestmark = pytest.mark.integration
@@ -200,19 +199,12 @@ async def test_resolving_while_couchdb_is_away_is_a_503_and_records_nothing(
     stack: Stack, tablet_factory: TabletFactory
 ) -> None:
     await _hard_conflict(stack, tablet_factory, "h-away")
-    away = dataclasses.replace(
-        stack.settings, couch=dataclasses.replace(stack.settings.couch, url=f"http://127.0.0.1:{free_port()}")
-    )
-    app = AppServer(away)
-    await asyncio.to_thread(app.start)
-    try:
-        async with httpx.AsyncClient(base_url=app.url, auth=stack.auth("lead1"), timeout=30) as api:
-            conflict_id, notes = await _open_conflict(api)
-            answer = await api.post(
-                f"/api/conflicts/{conflict_id}/resolve", json={"choose": notes["四楼飞线"]}
-            )
-    finally:
-        await asyncio.to_thread(app.stop)
+    async with (
+        app_without_couchdb(stack.settings) as app,
+        httpx.AsyncClient(base_url=app.url, auth=stack.auth("lead1"), timeout=30) as api,
+    ):
+        conflict_id, notes = await _open_conflict(api)
+        answer = await api.post(f"/api/conflicts/{conflict_id}/resolve", json={"choose": notes["四楼飞线"]})
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"] == "service_unavailable" and "文档库" in answer.json()["reason"]
     assert "retry-after" in answer.headers

@@ -2,10 +2,12 @@
 the app served by uvicorn in a thread, and a worker Runtime for the test's own event loop."""
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import psycopg
 from field_schema import load_taxonomy
 from server.app import create_app
 from server.db.models import Role, UserCreate
+from server.devcouch import free_port
 from server.provision import setup, upsert_user
 from server.runtime import Runtime
 from server.settings import Settings
@@ -27,6 +30,7 @@ __all__ = [
     "AppServer",
     "Stack",
     "TestUser",
+    "app_without_couchdb",
     "create_pg_database",
     "drop_pg_database",
     "stack_env",
@@ -76,6 +80,20 @@ class AppServer(ThreadedServer):
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
         super().__init__(create_app(settings), port)
+
+
+@asynccontextmanager
+async def app_without_couchdb(settings: Settings) -> AsyncIterator[AppServer]:
+    """The app of ``settings`` with a CouchDB address nothing listens on: a CouchDB that is away."""
+    away = dataclasses.replace(
+        settings, couch=dataclasses.replace(settings.couch, url=f"http://127.0.0.1:{free_port()}")
+    )
+    app = AppServer(away)
+    await asyncio.to_thread(app.start)
+    try:
+        yield app
+    finally:
+        await asyncio.to_thread(app.stop)
 
 
 @dataclass
