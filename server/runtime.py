@@ -26,7 +26,6 @@ from sync.db_infos import DbInfoCache
 from sync.homes import DocHomes
 from sync.id_catalog import IdCatalog
 from sync.link_budget import LinkBudgets
-from sync.local_cache import LocalDocCache
 from sync.notifier import ChangeNotifier
 from sync.recent_docs import RecentDocs
 
@@ -116,8 +115,6 @@ class Runtime:
     """Ids of the reference and alerts databases (see the gateway's push and pull)."""
     recent_docs: RecentDocs = field(default_factory=RecentDocs)
     """Stored revisions ``_revs_diff`` looked up, for the ``_bulk_docs`` that follows it."""
-    local_docs: LocalDocCache = field(default_factory=LocalDocCache)
-    """The users' ``_local`` checkpoints this process last read or wrote."""
     metrics: Metrics = field(default_factory=Metrics)
     _taxonomy_checked_at: float = 0.0
 

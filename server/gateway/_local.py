@@ -15,7 +15,6 @@ from server.db import SessionMaker
 from server.db.models import LocalDoc, utc_now
 from server.gateway._errors import GatewayError
 from sync.couch import CouchClient, doc_path
-from sync.local_cache import LocalDocCache
 
 __all__ = ["CouchLocalStore", "LocalDocStore", "LocalStore"]
 
@@ -42,11 +41,10 @@ class LocalDocStore:
     PouchDB reads and writes one after every batch it replicates, on the replication's critical
     path, so the ORM's unit of work is not worth its cost here."""
 
-    def __init__(self, sessions: SessionMaker, owner: str, db: str, cache: LocalDocCache) -> None:
+    def __init__(self, sessions: SessionMaker, owner: str, db: str) -> None:
         self._sessions = sessions
         self._owner = owner
         self._db = db
-        self._cache = cache
 
     def _this(self, doc_id: str) -> ColumnElement[bool]:
         return and_(_LOCAL.c.owner == self._owner, _LOCAL.c.db == self._db, _LOCAL.c.doc_id == doc_id)
@@ -56,25 +54,17 @@ class LocalDocStore:
         found = (await session.exec(query)).first()
         return None if found is None or found[0] == 0 else (int(found[0]), found[1])
 
-    def _key(self, doc_id: str) -> tuple[str, str, str]:
-        return self._owner, self._db, doc_id
-
     async def get(self, doc_id: str) -> dict[str, Any]:
-        current = self._cache.get(self._key(doc_id))
+        async with self._sessions() as session:
+            current = await self._current(session, doc_id)
         if current is None:
-            async with self._sessions() as session:
-                current = await self._current(session, doc_id)
-            if current is None:
-                raise GatewayError.not_found()
-            self._cache.put(self._key(doc_id), *current)
+            raise GatewayError.not_found()
         return {**current[1], "_id": doc_id, "_rev": _rev(current[0])}
 
     async def put(self, doc_id: str, body: dict[str, Any]) -> dict[str, Any]:
         given = body.get("_rev")
         content = {k: v for k, v in body.items() if k not in {"_id", "_rev"}}
         where = self._this(doc_id)
-        # Forgotten first: a write that fails for any reason leaves SQL to answer the next read.
-        self._cache.forget(self._key(doc_id))
         if given is not None:
             # Compare-and-set on the generation the client read. A PUT without _rev over an
             # existing checkpoint is what CouchDB accepts for _local docs.
@@ -105,11 +95,9 @@ class LocalDocStore:
                         )
                 except IntegrityError as exc:
                     raise _conflict() from exc
-        self._cache.put(self._key(doc_id), int(generation), content)
         return {"ok": True, "id": doc_id, "rev": _rev(int(generation))}
 
     async def delete(self, doc_id: str, rev: str | None) -> dict[str, Any]:
-        self._cache.forget(self._key(doc_id))
         where = self._this(doc_id)
         if rev is not None:
             where = and_(where, _LOCAL.c.generation == _generation(rev))

@@ -77,7 +77,7 @@ class VirtualDatabase:
         self.local: LocalStore = (
             CouchLocalStore(runtime.couch, name)
             if direct
-            else LocalDocStore(runtime.sessions, principal.username, name, runtime.local_docs)
+            else LocalDocStore(runtime.sessions, principal.username, name)
         )
         self.couch = runtime.couch
         self.docs_read = 0

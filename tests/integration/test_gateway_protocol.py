@@ -8,8 +8,6 @@ import httpx
 import pytest
 
 from field_schema.demo_data import make_png
-from server.gateway._local import LocalDocStore
-from sync.local_cache import LocalDocCache
 from tests.support.docs import hazard
 from tests.support.stack import Stack, app_without_couchdb
 
@@ -168,52 +166,6 @@ async def test_all_docs_local_docs_and_doc_ids_filter(stack: Stack) -> None:
         await other_user.put(f"{DB}/_local/shared-name", json={"who": "vol1b"})
     async with stack.http("vol1") as client:
         assert (await client.get(f"{DB}/_local/shared-name")).status_code == 404
-
-
-async def _write_checkpoint_as_pouchdb_does(client: httpx.AsyncClient, path: str, last_seq: str) -> list[int]:
-    """Read the checkpoint for its revision, write it; on a conflict read again (PouchDB's loop)."""
-    statuses = []
-    for _ in range(3):
-        current = await client.get(path)
-        body = {
-            "last_seq": last_seq,
-            **({"_rev": current.json()["_rev"]} if current.status_code == 200 else {}),
-        }
-        written = await client.put(path, json=body)
-        statuses.append(written.status_code)
-        if written.status_code == 201:
-            break
-    return statuses
-
-
-async def test_checkpoints_written_by_another_gateway_process_are_not_lost(stack: Stack) -> None:
-    path = f"{DB}/_local/replication-1"
-    # The test's own runtime plays a second gateway process over the same SQL database.
-    elsewhere = LocalDocStore(stack.runtime.sessions, "vol1", "field", stack.runtime.local_docs)
-    async with stack.http("vol1") as client:
-        assert await _write_checkpoint_as_pouchdb_does(client, path, "seq-1") == [201]
-        assert (await client.get(path)).json()["_rev"] == "0-1"
-        moved = await elsewhere.put("_local/replication-1", {"_rev": "0-1", "last_seq": "seq-2"})
-        assert moved["rev"] == "0-2"
-        # This process may answer from what it last saw; the write that follows is then refused
-        # once and the next read is fresh: no checkpoint write is lost or applied twice.
-        statuses = await _write_checkpoint_as_pouchdb_does(client, path, "seq-3")
-        assert statuses[-1] == 201 and len(statuses) <= 2
-        assert (await client.get(path)).json() == {
-            "_id": "_local/replication-1",
-            "_rev": "0-3",
-            "last_seq": "seq-3",
-        }
-
-    async def in_sql() -> object:
-        store = LocalDocStore(stack.runtime.sessions, "vol1", "field", LocalDocCache())
-        return (await store.get("_local/replication-1"))["last_seq"]
-
-    assert await in_sql() == "seq-3"
-    await elsewhere.delete("_local/replication-1", "0-3")
-    async with stack.http("vol1") as client:
-        assert await _write_checkpoint_as_pouchdb_does(client, path, "seq-4") in ([201], [409, 201])
-        assert await in_sql() == "seq-4"
 
 
 async def test_longpoll_heartbeats_then_wakes_on_a_change(stack: Stack) -> None:
