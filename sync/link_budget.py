@@ -12,7 +12,10 @@ decrease). A link that has delivered a run of maximum-size pages without a retry
 pages are no longer bounded by bytes (0), which also spares the gateway reading every document
 twice (once to weigh it, once for ``_bulk_get``); the first retry bounds them again. A client that
 writes no checkpoint to the server keeps the initial budget. The state is per user and per gateway
-process, kept in memory and forgotten after a while: a wrong guess costs a page, never data.
+process, kept in memory and forgotten after a while: a wrong guess costs a page, never data. Behind
+several gateway processes each learns only from the requests it serves (a checkpoint written
+through a process that served none of the user's pages is not counted), so budgets move more
+slowly there, never beyond their bounds.
 """
 
 import time

@@ -19,6 +19,11 @@ __all__ = ["CompositeSeqs", "NativeSeqs", "Positions", "SeqCodec", "decode_seq",
 
 Positions = dict[str, str | int]
 _PREFIX = "gp1-"
+_MAX_TOKEN_CHARS = 256 * 1024
+_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""Far above real tokens (one position per database of a scope; Apache CouchDB's sequences are up to
+~200 characters, so even 500 databases stay under 100 KB), and low enough that a forged token cannot
+make the gateway unpack or parse megabytes."""
 
 
 def encode_seq(positions: Mapping[str, str | int]) -> str:
@@ -36,9 +41,15 @@ def decode_seq(token: str | int | None) -> Positions:
         )
     body = token[len(_PREFIX) :]
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        if len(body) > _MAX_TOKEN_CHARS:
+            raise ValueError("token too long")
+        # bounded: a token comes from the client, and a few KB of zlib can unpack to megabytes
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), _MAX_PAYLOAD_BYTES)
+        if inflater.unconsumed_tail:
+            raise ValueError("token payload too large")
         decoded = json.loads(raw)
-    except (binascii.Error, zlib.error, ValueError) as exc:
+    except (binascii.Error, zlib.error, ValueError, RecursionError) as exc:
         raise GatewayError.bad_request(
             "同步序号无效，请重新同步", f"Malformed sequence token {token[:40]!r}"
         ) from exc

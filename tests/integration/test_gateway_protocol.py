@@ -9,7 +9,7 @@ import pytest
 
 from field_schema.demo_data import make_png
 from tests.support.docs import hazard
-from tests.support.stack import Stack, app_without_couchdb
+from tests.support.stack import AppServer, Stack, app_without_couchdb
 
 pytestmark = pytest.mark.integration
 
@@ -166,6 +166,32 @@ async def test_all_docs_local_docs_and_doc_ids_filter(stack: Stack) -> None:
         await other_user.put(f"{DB}/_local/shared-name", json={"who": "vol1b"})
     async with stack.http("vol1") as client:
         assert (await client.get(f"{DB}/_local/shared-name")).status_code == 404
+
+
+async def test_checkpoints_through_two_gateway_processes_never_conflict(stack: Stack) -> None:
+    """Behind a round-robin proxy PouchDB may read a checkpoint from one gateway process and write
+    it through another; it retries a conflicting write without end, so a process answering from
+    a stale copy of its own would stall the replication (a per-process cache was tried for that)."""
+    second = AppServer(stack.settings)
+    await asyncio.to_thread(second.start)
+    path = f"{DB}/_local/replication-1"
+    try:
+        async with (
+            httpx.AsyncClient(base_url=stack.app.url, auth=stack.auth("vol1"), timeout=30) as first_app,
+            httpx.AsyncClient(base_url=second.url, auth=stack.auth("vol1"), timeout=30) as second_app,
+        ):
+            assert (await first_app.put(path, json={"last_seq": "seq-0"})).status_code == 201
+            for batch in range(1, 7):
+                # reads and writes land on either process, as a proxy spreads them
+                reader, writer = (first_app, second_app) if batch % 3 else (second_app, first_app)
+                current = (await reader.get(path)).json()
+                written = await writer.put(path, json={"_rev": current["_rev"], "last_seq": f"seq-{batch}"})
+                assert written.status_code == 201, written.text
+                assert written.json()["rev"] == f"0-{batch + 1}"
+            assert (await first_app.get(path)).json()["last_seq"] == "seq-6"
+            assert (await second_app.get(path)).json()["_rev"] == "0-7"
+    finally:
+        await asyncio.to_thread(second.stop)
 
 
 async def test_longpoll_heartbeats_then_wakes_on_a_change(stack: Stack) -> None:

@@ -1,6 +1,9 @@
 """Pure parts of the gateway: sequence tokens, path splitting."""
 
+import base64
+import secrets
 import time
+import zlib
 
 import pytest
 
@@ -32,6 +35,31 @@ def test_malformed_tokens_are_a_400(bad: object) -> None:
     with pytest.raises(GatewayError) as info:
         decode_seq(bad)  # type: ignore[arg-type]
     assert info.value.status == 400
+
+
+def _forged(payload: bytes) -> str:
+    return "gp1-" + base64.urlsafe_b64encode(zlib.compress(payload, 9)).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        _forged(b"[" * 100_000 + b"]" * 100_000),  # nesting deeper than the JSON parser goes
+        _forged(b'{"a": "' + b"x" * (8 * 1024 * 1024) + b'"}'),  # 8 MB from a few KB of zlib
+        "gp1-" + "A" * (300 * 1024),
+    ],
+)
+def test_forged_tokens_are_a_400_without_unpacking_them(forged: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        decode_seq(forged)
+    assert info.value.status == 400
+
+
+def test_a_token_of_hundreds_of_couchdb_3_sequences_still_decodes() -> None:
+    positions: dict[str, str | int] = {
+        f"grid:G{n:03d}": f"{n * 7919}-g1AAAA" + secrets.token_urlsafe(140) for n in range(500)
+    }
+    assert decode_seq(encode_seq(positions)) == positions
 
 
 @pytest.mark.parametrize(
