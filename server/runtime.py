@@ -94,6 +94,13 @@ async def load_grid_state(sessions: SessionMaker) -> GridState:
     )
 
 
+LISTED_TTL_S = 30.0
+"""How long a page's documents serve its ``_bulk_get``. PouchDB asks for up to ten pages ahead and
+fetches their documents one page at a time, seconds later on a slow link. An answer is only ever
+the exact first revision asked for, which no later write changes, so age costs memory, not truth;
+kept apart from ``recent_docs``, whose lookups must be a second old at most."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -115,6 +122,8 @@ class Runtime:
     """Ids of the reference and alerts databases (see the gateway's push and pull)."""
     recent_docs: RecentDocs = field(default_factory=RecentDocs)
     """Stored revisions ``_revs_diff`` looked up, for the ``_bulk_docs`` that follows it."""
+    listed_docs: RecentDocs = field(default_factory=lambda: RecentDocs(ttl_s=LISTED_TTL_S, capacity=10_000))
+    """Documents users' ``_changes`` pages listed, for the ``_bulk_get`` of their first revisions."""
     metrics: Metrics = field(default_factory=Metrics)
     _taxonomy_checked_at: float = 0.0
 

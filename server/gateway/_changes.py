@@ -10,7 +10,7 @@ Two rules make pulls over bad links work with unmodified PouchDB:
   between two cuts would be fetched again and again. ``last_seq`` stays honest, so the client just
   asks for the next page.
 
-A user's page is read with its documents, and the live ones are kept a moment (``RecentDocs``):
+A user's page is read with its documents, and the live ones are kept (``Runtime.listed_docs``):
 the ``_bulk_get`` PouchDB sends next for the page's first revisions is answered from them
 (``VirtualDatabase.bulk_get``), one CouchDB request per page instead of two.
 """
@@ -184,7 +184,7 @@ def _keep_listed(view: "VirtualDatabase", source: Source, docs: Sequence[Any]) -
         if isinstance(doc, dict) and "_id" in doc and not doc.get("_deleted")
     }
     if listed:
-        view.runtime.recent_docs.remember([source.db], listed)
+        view.runtime.listed_docs.remember([source.db], listed)
 
 
 async def _sources_to_read(view: "VirtualDatabase", positions: Positions) -> list[Source]:

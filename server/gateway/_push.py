@@ -85,6 +85,7 @@ class PushService:
                 written_ids = [str(docs[i]["_id"]) for i in indexes]
                 self.runtime.id_catalog.note_written(db, written_ids)
                 self.runtime.recent_docs.forget(written_ids)
+                self.runtime.listed_docs.forget(written_ids)
             if stamping is not None:
                 await stamping
         backend: dict[int, dict[str, Any]] = {}

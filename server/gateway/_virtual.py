@@ -281,7 +281,7 @@ class VirtualDatabase:
         further down the feed."""
         if self.direct or flag(params, "attachments"):
             return {}
-        recent, homes = self.runtime.recent_docs, self.runtime.doc_homes
+        recent, homes = self.runtime.listed_docs, self.runtime.doc_homes
         answers: dict[int, dict[str, Any]] = {}
         for position, request in enumerate(docs):
             doc_id, rev = request.get("id"), request.get("rev")

@@ -52,6 +52,33 @@ async def test_a_push_of_new_findings_asks_the_grid_database_only(
     assert set(_delta(before, after, couch.reference_db)) <= {"_changes", ""}
 
 
+async def test_a_slow_tablets_bulk_get_is_answered_from_the_page_seconds_later(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    author = await tablet_factory("vol1")
+    for i in range(5):
+        await author.put(hazard("vol1", doc_id=f"slow-{i}", photo=False))
+    assert (await author.push())["docs_written"] == 5
+    grid_db = stack.settings.couch.grid_db("ZR01")
+    async with stack.http("vol1b") as client:
+        page = (await client.get("/sync/field/_changes", params={"style": "all_docs"})).json()
+        wanted = [
+            {"id": row["id"], "rev": row["changes"][0]["rev"]}
+            for row in page["results"]
+            if row["id"].startswith("slow-")
+        ]
+        assert len(wanted) == 5
+        await asyncio.sleep(2.5)  # a slow link: PouchDB fetches pages it listed ahead one by one
+        before = await _couch_requests(stack)
+        answer = (
+            await client.post("/sync/field/_bulk_get", params={"revs": "true"}, json={"docs": wanted})
+        ).json()
+        after = await _couch_requests(stack)
+    assert [r["docs"][0]["ok"]["_id"] for r in answer["results"]] == [w["id"] for w in wanted]
+    assert all(r["docs"][0]["ok"]["_revisions"]["start"] == 1 for r in answer["results"])
+    assert "_bulk_get" not in _delta(before, after, grid_db)
+
+
 async def test_a_pull_reads_each_first_revision_once(stack: Stack, tablet_factory: TabletFactory) -> None:
     couch = stack.settings.couch
     author = await tablet_factory("vol1")
