@@ -1,21 +1,19 @@
 """How many bytes a user's next ``_changes`` page may carry, learnt from how their pulls go.
 
-Small pages survive a link that cuts often; large pages waste fewer round trips on a link that
-does not. The budget grows by a step each time the client confirms a page reached it, by writing
-its pull checkpoint. Growth follows checkpoints, not page requests, because PouchDB asks for up to
-ten ``_changes`` pages ahead of what it has downloaded: counting requests grew the pages to 3 MB
-before one photo had crossed the link (a link cut every ~1.3 MB then carried 1.35-1.79× its data
-over eight seeds, 1.0-1.3× with this rule; doubling until the first retry, as TCP's slow start
-does, gave 0.95-1.58×). A pull that asks again for changes it was
-already given is a retry after a cut: the budget halves (additive increase, multiplicative
-decrease). A link that has delivered a run of maximum-size pages without a retry is trusted: its
-pages are no longer bounded by bytes (0), which also spares the gateway reading every document
-twice (once to weigh it, once for ``_bulk_get``); the first retry bounds them again. A client that
-writes no checkpoint to the server keeps the initial budget. The state is per user and per gateway
-process, kept in memory and forgotten after a while: a wrong guess costs a page, never data. Behind
-several gateway processes each learns only from the requests it serves (a checkpoint written
-through a process that served none of the user's pages is not counted), so budgets move more
-slowly there, never beyond their bounds.
+Small pages survive a link that cuts often; large pages waste fewer round trips on a link that does
+not. The budget grows by a step each time the client confirms a page reached it, by writing its
+pull checkpoint. Growth follows checkpoints, not page requests, because PouchDB asks for up to ten
+``_changes`` pages ahead of what it has downloaded: counting requests grew the pages to 3 MB before
+one photo had crossed the link (a link cut every ~1.3 MB then carried 1.35-1.79× its data over
+eight seeds, 1.0-1.3× with this rule; doubling until the first retry, as TCP's slow start does,
+gave 0.95-1.58×). A pull that asks again for changes it was already given is a retry after a cut:
+the budget halves (additive increase, multiplicative decrease). A link that has delivered a run of
+maximum-size pages without a retry is trusted: its pages are no longer bounded by bytes (0), and
+the first retry bounds them again. A client that writes no checkpoint to the server keeps the
+initial budget. The state is per user and per gateway process, kept in memory and forgotten after a
+while: a wrong guess costs a page, never data. Behind several gateway processes each learns only
+from the requests it serves (a checkpoint written through a process that served none of the user's
+pages is not counted), so budgets move more slowly there, never beyond their bounds.
 """
 
 import time

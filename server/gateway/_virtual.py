@@ -226,7 +226,7 @@ class VirtualDatabase:
 
     async def bulk_get(self, params: Mapping[str, str], docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Each requested revision is answered by the source that has it: a first revision that a
-        ``_changes`` page of this process listed a moment ago from its own document, a document's
+        ``_changes`` page of this process listed lately from its own document, a document's
         remembered home alone, the others by every source."""
         homes = self.runtime.doc_homes
         by_db = {s.db: s for s in self.sources}
@@ -275,13 +275,13 @@ class VirtualDatabase:
         self, docs: Sequence[Mapping[str, Any]], by_db: Mapping[str, Source], params: Mapping[str, str]
     ) -> dict[int, dict[str, Any]]:
         """``_bulk_get`` answers for the requested revisions that are first revisions of documents
-        a ``_changes`` page just listed with their bodies (see ``_changes``): a first revision's
+        a ``_changes`` page listed lately with their bodies (see ``_changes``): a first revision's
         history is itself, and attachments are stubs there as in any ``_bulk_get`` without
         ``attachments``. If the document moved on since, the client meets the newer revision
         further down the feed."""
         if self.direct or flag(params, "attachments"):
             return {}
-        recent, homes = self.runtime.listed_docs, self.runtime.doc_homes
+        listed, homes = self.runtime.listed_docs, self.runtime.doc_homes
         answers: dict[int, dict[str, Any]] = {}
         for position, request in enumerate(docs):
             doc_id, rev = request.get("id"), request.get("rev")
@@ -291,9 +291,11 @@ class VirtualDatabase:
                 continue
             home = homes.home(doc_id)
             source = by_db.get(home) if home is not None else None
-            recalled = recent.recall([home], [doc_id]) if source is not None and home is not None else None
+            if home is None or source is None:
+                continue
+            recalled = listed.recall([home], [doc_id])
             doc = recalled[doc_id].doc if recalled else None
-            if source is None or doc is None or doc.get("_rev") != rev or not self.visible(source, doc):
+            if doc is None or doc.get("_rev") != rev or not self.visible(source, doc):
                 continue
             if flag(params, "revs"):
                 doc = {**doc, "_revisions": {"start": 1, "ids": [rev.removeprefix("1-")]}}

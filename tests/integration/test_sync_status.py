@@ -1,5 +1,8 @@
 """Per-user sync state that does not lie, and ``_changes`` pages bounded by bytes."""
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from tests.conftest import TabletFactory
@@ -52,7 +55,9 @@ async def test_sync_status_follows_push_pull_and_pending(stack: Stack, tablet_fa
         assert (await client.get("/api/sync/status")).json()["pending_docs"] == 0
 
 
-async def _photo_pages(stack: Stack, user: str, checkpoint_seq: object) -> list[int]:
+async def _photo_pages(
+    stack: Stack, user: str, checkpoint_seq: Callable[[dict[str, Any]], object]
+) -> list[int]:
     """Photos per ``_changes`` page of a whole pull by ``user``; after each page a checkpoint is
     written whose ``last_seq`` is ``checkpoint_seq(page)``, as PouchDB does after each batch."""
     sizes = []
@@ -69,7 +74,6 @@ async def _photo_pages(stack: Stack, user: str, checkpoint_seq: object) -> list[
             if photos:
                 sizes.append(photos)
             since = page["last_seq"]
-            assert callable(checkpoint_seq)
             checkpoint = {"session_id": "s1", "last_seq": checkpoint_seq(page)}
             written = await client.put(f"/sync/field/_local/{user}-checkpoint", json=checkpoint)
             assert written.status_code == 201
