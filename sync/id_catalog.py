@@ -9,8 +9,10 @@ every push batch asked the reference database about ids it never holds. With it:
   last look; a longpoll expires the entries of its databases when it starts and whenever it hears
   one of them move, so a live tablet reads a fresh alert at once, and a normal pull reads what
   another process wrote less than ``ttl_s`` ago on its next page or sync;
-* a push asks the reference database only about the ids it holds (``server.gateway._lookup``;
-  the alerts databases are always asked there, being written by tablets).
+* a push asks the reference database only about the ids it holds, as the catalog last saw them
+  (``server.gateway._lookup``); an alerts database, written by tablets, is asked only about the ids
+  of a look begun after the push arrived (``current``): the feed read since the last look, usually
+  empty, instead of every id of the batch.
 
 A refresh reads the database's ``_changes`` since the last one (ids only) at most every ``ttl_s``,
 and this process's own writes are noted at once. Documents never move between databases, so an
@@ -54,6 +56,17 @@ class IdCatalog:
             return None if entry.oversized else entry
         async with self._locks.setdefault(db, asyncio.Lock()):
             if self._stale(entry):  # another request may have refreshed it while we waited
+                await self._refresh(couch, db, entry)
+        return None if entry.oversized else entry
+
+    async def current(self, couch: CouchClient, db: str) -> CatalogEntry | None:
+        """The database's ids as of a look begun after this call, so a document written a moment
+        ago by any process is in it; ``None`` when it holds too many documents to catalogue.
+        Concurrent callers share one look when it began after all of them asked."""
+        asked_at = time.monotonic()
+        entry = self._entries.setdefault(db, CatalogEntry())
+        async with self._locks.setdefault(db, asyncio.Lock()):
+            if entry.checked_at <= asked_at:
                 await self._refresh(couch, db, entry)
         return None if entry.oversized else entry
 

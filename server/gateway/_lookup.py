@@ -1,12 +1,15 @@
 """What a push batch's ids are now: which source holds each, and its stored revision.
 
-Grid and alerts databases are asked about every id of the batch. The reference database (grid
-outlines, taxonomy, schemas: written by provisioning and admins only, and read-only for everyone
-else) is asked only about the ids the process's ``IdCatalog`` knows it holds. Its catalog may be a
-second old; a push of an id that an admin gave a reference document within that second is placed
-as a new document in a grid database (never a change to the reference document). The alerts
-databases are not trusted to the catalog: their documents are written by tablets, and a volunteer
-must never edit a colleague's fresh alert because this process had not seen it yet.
+Grid databases are asked about every id of the batch. The small databases are asked only about the
+ids their ``IdCatalog`` entry holds, which for a new finding is none:
+
+* the reference database (grid outlines, taxonomy, schemas: written by provisioning and admins
+  only, read-only for everyone else) as the process's catalog last saw it, a second old at most. A
+  push of an id that an admin gave a reference document within that second is placed as a new
+  document in a grid database (never a change to the reference document);
+* an alerts database as of a look begun after the lookup was asked (``IdCatalog.current``: its
+  feed read since the last look). Its documents are written by tablets, and a volunteer must never
+  edit a colleague's fresh alert because this process had not seen it yet.
 """
 
 import asyncio
@@ -17,27 +20,31 @@ from server.gateway._scope import Lane, Source
 from server.runtime import Runtime
 from sync.recent_docs import StoredDoc
 
-__all__ = ["Stored", "ids_by_source", "stored_docs"]
+__all__ = ["Stored", "stored_docs"]
 
 Stored = dict[str, tuple[Source, dict[str, Any] | None]]
 """Id → its home source and winning revision (None when deleted), for the ids that exist."""
 
 
-async def ids_by_source(
-    runtime: Runtime, sources: Sequence[Source], doc_ids: Sequence[str]
-) -> list[tuple[Source, list[str]]]:
-    """For each source that may hold some of ``doc_ids``: those ids, in request order. Sources
-    left out hold none of them (so every revision is missing there)."""
-    asked: list[tuple[Source, list[str]]] = []
-    for source in sources:
-        if source.lane is not Lane.REFERENCE:
-            asked.append((source, list(doc_ids)))
-            continue
-        entry = await runtime.id_catalog.entry(runtime.couch, source.db)
-        held = list(doc_ids) if entry is None else [i for i in doc_ids if i in entry.ids]
-        if held:
-            asked.append((source, held))
-    return asked
+async def _ids_held(runtime: Runtime, source: Source, doc_ids: Sequence[str]) -> list[str]:
+    """Those of ``doc_ids`` that ``source`` may hold, in request order."""
+    catalog = runtime.id_catalog
+    if source.lane is Lane.REFERENCE:
+        entry = await catalog.entry(runtime.couch, source.db)
+    elif source.lane is Lane.ALERT:
+        entry = await catalog.current(runtime.couch, source.db)
+    else:
+        return list(doc_ids)
+    return list(doc_ids) if entry is None else [i for i in doc_ids if i in entry.ids]
+
+
+async def _lookup(runtime: Runtime, source: Source, doc_ids: Sequence[str]) -> list[dict[str, Any]]:
+    held = await _ids_held(runtime, source, doc_ids)
+    if not held:
+        return []
+    answer = await runtime.couch.all_docs(source.db, keys=held, params={"include_docs": True})
+    rows: list[dict[str, Any]] = answer.get("rows", [])
+    return rows
 
 
 async def stored_docs(
@@ -51,13 +58,10 @@ async def stored_docs(
         recalled = runtime.recent_docs.recall(dbs, doc_ids)
         if recalled is not None:
             return {i: (by_db[r.db], r.doc) for i, r in recalled.items() if r.db is not None}
-    asked = await ids_by_source(runtime, sources, doc_ids)
-    answers = await asyncio.gather(
-        *(runtime.couch.all_docs(s.db, keys=ids, params={"include_docs": True}) for s, ids in asked)
-    )
+    answers = await asyncio.gather(*(_lookup(runtime, source, doc_ids) for source in sources))
     found: Stored = {}
-    for (source, _), answer in zip(asked, answers, strict=True):
-        for row in answer.get("rows", []):
+    for source, rows in zip(sources, answers, strict=True):
+        for row in rows:
             if "error" in row or row.get("id") in found:
                 continue
             found[row["id"]] = (source, row.get("doc"))

