@@ -9,7 +9,9 @@ ids their ``IdCatalog`` entry holds, which for a new finding is none:
   document in a grid database (never a change to the reference document);
 * an alerts database as of a look begun after the lookup was asked (``IdCatalog.current``: its
   feed read since the last look). Its documents are written by tablets, and a volunteer must never
-  edit a colleague's fresh alert because this process had not seen it yet.
+  edit a colleague's fresh alert because this process had not seen it yet. A database kept in
+  several copies (a CouchDB cluster with ``n`` > 1) is asked about every id instead: its feed is
+  read from one copy, ``_all_docs`` from a quorum.
 """
 
 import asyncio

@@ -28,7 +28,11 @@ def test_sequence_tokens_round_trip_opaque_values() -> None:
 
 def test_sequence_tokens_keep_the_bytes_checkpoints_already_hold() -> None:
     """Tablets keep tokens in their checkpoints: the same positions must still give the same token."""
-    positions = {"alert:ZR01": 0, "ref": 57, "ZR01": "34-g1AAAACbeJzLYWBgYMpgTmHgzcvPy09JdcjLz8gv"}
+    positions: dict[str, str | int] = {
+        "alert:ZR01": 0,
+        "ref": 57,
+        "ZR01": "34-g1AAAACbeJzLYWBgYMpgTmHgzcvPy09JdcjLz8gv",
+    }
     packed = json.dumps(dict(sorted(positions.items())), separators=(",", ":")).encode()
     earlier = "gp1-" + base64.urlsafe_b64encode(zlib.compress(packed, 6)).decode().rstrip("=")
     assert encode_seq(positions) == earlier
