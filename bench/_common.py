@@ -12,10 +12,15 @@ from typing import Any
 __all__ = ["best_of", "best_of_interleaved", "emit", "machine", "parse_args"]
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(
+    description: str, more: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """``--quick`` and ``--seed``, and whatever options ``more`` adds for one benchmark."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smaller sizes; finishes in well under a minute")
     parser.add_argument("--seed", type=int, default=20261125, help="seed of the generated data")
+    if more is not None:
+        more(parser)
     return parser.parse_args()
 
 

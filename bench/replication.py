@@ -7,12 +7,21 @@ Target: the gateway within 1.3× of direct (push + pull wall time). Six rounds (
 on fresh databases, run direct, through a pass-through proxy on the gateway's own stack (uvicorn +
 httpx, no logic: the cost of the Python hop alone, see ``bench._passthrough``) and through the
 gateway, the three taking turns to go first; the ratio is the median of the rounds' ratios.
+
+``--own-core`` runs the Python hop (proxy or gateway, with this process) on one CPU and the node
+processes (pouchdb-server and the tablets) on the other, on every path alike: the layout of a
+deployment, where the gateway does not take CPU from the CouchDB server or the tablet. The node side
+then has one CPU on the direct path too, so this figure complements the default one, never replaces it.
 """
 
+import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench._common import emit, machine, parse_args
@@ -28,13 +37,39 @@ TARGET_RATIO = 1.3
 ROUNDS, QUICK_ROUNDS = 6, 3
 """Each path goes first in a third of the rounds; the median of the rounds' ratios is reported (on
 this shared host one round swings by a third)."""
+HOP_CPUS, NODE_CPUS = {1}, {0}
+"""``--own-core``: this process (and the proxy's and gateway's threads) / pouchdb-server and tablets."""
+
+
+@contextmanager
+def _spawning_on(cpus: set[int] | None) -> Iterator[None]:
+    """Processes started inside run on ``cpus`` (None: wherever this thread runs). A forked process
+    inherits the CPUs of the thread that forks it, so this thread moves there while it forks."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--own-core",
+        action="store_true",
+        help="the Python hop on one CPU, pouchdb-server and the tablets on the other (every path)",
+    )
 
 
 async def _push_then_pull(
-    url: str, user: str, password: str, docs: list[dict[str, object]]
+    url: str, user: str, password: str, docs: list[dict[str, object]], tablet_cpus: set[int] | None
 ) -> tuple[float, float]:
-    writer = await Tablet.open(url, username=user, password=password)
-    reader = await Tablet.open(url, username=user, password=password)
+    with _spawning_on(tablet_cpus):
+        writer = await Tablet.open(url, username=user, password=password)
+        reader = await Tablet.open(url, username=user, password=password)
     try:
         for start in range(0, len(docs), 500):
             await writer.call("bulk", docs=docs[start : start + 500])
@@ -56,7 +91,9 @@ async def _push_then_pull(
 PATHS = ("direct", "proxy", "gateway")
 
 
-async def _round(folder: Path, couch: LocalCouch, docs: list[dict[str, object]], n: int) -> dict[str, float]:
+async def _round(
+    folder: Path, couch: LocalCouch, docs: list[dict[str, object]], n: int, node_cpus: set[int] | None
+) -> dict[str, float]:
     """One round: fresh databases on every path (a new prefix for the stack's grid databases).
 
     The paths take turns going first (round n starts with path n), and each path's databases are
@@ -76,7 +113,9 @@ async def _round(folder: Path, couch: LocalCouch, docs: list[dict[str, object]],
         order = PATHS[n % len(PATHS) :] + PATHS[: n % len(PATHS)]
         for path in order:
             if path == "gateway":
-                timings[path] = await _push_then_pull(stack.sync_url(), "vol1", "vol1-password", docs)
+                timings[path] = await _push_then_pull(
+                    stack.sync_url(), "vol1", "vol1-password", docs, node_cpus
+                )
                 for db in await server.request("GET", "/_all_dbs"):
                     if str(db).startswith(f"r{n}_"):
                         await server.delete_db(str(db))
@@ -84,7 +123,7 @@ async def _round(folder: Path, couch: LocalCouch, docs: list[dict[str, object]],
             db = f"bench_{path}_{n}"
             await server.create_db(db)
             url = couch.url if path == "direct" else proxy.url
-            timings[path] = await _push_then_pull(f"{url}/{db}", *COUCH_ADMIN, docs)
+            timings[path] = await _push_then_pull(f"{url}/{db}", *COUCH_ADMIN, docs, node_cpus)
             await server.delete_db(db)
     finally:
         proxy.stop()
@@ -105,7 +144,13 @@ async def _round(folder: Path, couch: LocalCouch, docs: list[dict[str, object]],
 
 
 async def main() -> None:
-    args = parse_args(__doc__ or "")
+    args = parse_args(__doc__ or "", _options)
+    node_cpus = NODE_CPUS if args.own_core else None
+    if args.own_core:
+        if not os.sched_getaffinity(0) >= HOP_CPUS | NODE_CPUS:
+            raise SystemExit(f"--own-core needs CPUs {sorted(HOP_CPUS | NODE_CPUS)}")
+        # threads started from here on (the proxy's, the gateway's, SQLite's) inherit these CPUs
+        os.sched_setaffinity(0, HOP_CPUS)
     count, photos = QUICK if args.quick else FULL
     rounds_to_run = QUICK_ROUNDS if args.quick else ROUNDS
     docs = field_docs(count, photos, photo_side=PHOTO_SIDE_FOR_300KB)
@@ -113,11 +158,12 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         couch = LocalCouch(folder / "couch", in_memory=True)
-        couch.start()
+        with _spawning_on(node_cpus):
+            couch.start()
         couch.ensure_admin(*COUCH_ADMIN)
         try:
             for n in range(rounds_to_run):
-                rounds.append(await _round(folder, couch, docs, n))
+                rounds.append(await _round(folder, couch, docs, n, node_cpus))
         finally:
             couch.stop()
     ratio = statistics.median(r["ratio"] for r in rounds)
@@ -125,6 +171,8 @@ async def main() -> None:
     median_round = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]  # its times go in the JSON
     data = real_bytes(docs)
     print(f"machine: {machine()}")
+    if args.own_core:
+        print(f"layout: Python hop on CPU {min(HOP_CPUS)}, pouchdb-server and tablets on {min(NODE_CPUS)}")
     print(
         f"data: {count} findings, {photos} photos, {data / 1e6:.1f} MB; {rounds_to_run} rounds,"
         " direct, pass-through proxy and gateway taking turns to go first"
@@ -145,6 +193,7 @@ async def main() -> None:
             "photos": photos,
             "data_mb": round(data / 1e6, 1),
             "rounds": rounds_to_run,
+            "own_core": bool(args.own_core),
             "round_ratios": [round(r["ratio"], 2) for r in rounds],
             "proxy_round_ratios": [round(r["proxy_ratio"], 2) for r in rounds],
             "proxy_ratio": round(proxy_median, 2),
