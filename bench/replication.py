@@ -65,9 +65,9 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 async def _push_then_pull(
-    url: str, user: str, password: str, docs: list[dict[str, object]], tablet_cpus: set[int] | None
+    url: str, user: str, password: str, docs: list[dict[str, object]], node_cpus: set[int] | None
 ) -> tuple[float, float]:
-    with _spawning_on(tablet_cpus):
+    with _spawning_on(node_cpus):
         writer = await Tablet.open(url, username=user, password=password)
         reader = await Tablet.open(url, username=user, password=password)
     try:
