@@ -87,6 +87,7 @@ class ApplicationCore(InitPluginProtocol):
 
         runtime = await Runtime.open(self.settings)
         app.state.runtime = runtime
+        await runtime.warm_catalogs()
         try:
             yield
         finally:

@@ -19,9 +19,16 @@ every push batch asked the reference database about ids it never holds. With it:
   answers ``None`` and the ids are asked with ``_all_docs``, a quorum read.
 
 A refresh reads the database's ``_changes`` since the last one (ids only) at most every ``ttl_s``,
-and this process's own writes are noted at once. Documents never move between databases, so an
-id, once catalogued, stays true. A database with more than ``max_ids`` documents is not
-catalogued (``None``): callers then ask it directly.
+and this process's own writes are noted at once; a gateway process reads every entry once before
+it serves (``Runtime.warm_catalogs``). Documents never move between databases, so an id, once
+catalogued, stays true. A database with more than ``max_ids`` documents is not catalogued
+(``None``): callers then ask it directly.
+
+A database deleted and created again under the same name: CouchDB 2 and 3 see that a sequence
+belongs to the old file and rewind it to 0, so the next look reads the new database whole (the old
+ids stay, which only costs lookups). pouchdb-server's integer sequences cannot tell: ids written to
+the new database before its sequence passes the old position stay unseen until the process
+restarts.
 """
 
 import asyncio

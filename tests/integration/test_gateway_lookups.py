@@ -8,12 +8,13 @@ waiting for the catalog."""
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from sync.id_catalog import IdCatalog
 from tests.conftest import TabletFactory
 from tests.support.docs import hazard, missing_person
-from tests.support.stack import Stack
+from tests.support.stack import AppServer, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -54,6 +55,37 @@ async def test_a_push_of_new_findings_asks_the_grid_database_only(
     assert set(alerts) <= {"_changes", ""}
     # the reference database: only the catalog's refreshes (ids since its last look) and info
     assert set(_delta(before, after, couch.reference_db)) <= {"_changes", ""}
+
+
+async def test_a_process_reads_the_small_databases_ids_before_it_serves(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    """After a restart, the first push of each grid reads its alerts database's feed since
+    start-up, not the whole database."""
+    couch = stack.settings.couch
+    author = await tablet_factory("vol1")
+    await author.put(missing_person("vol1", doc_id="alert-before-restart"))
+    assert (await author.push())["docs_written"] == 1
+    second = AppServer(stack.settings)
+    await asyncio.to_thread(second.start)
+    try:
+        async with httpx.AsyncClient(base_url=second.url, auth=stack.auth("root"), timeout=30) as admin:
+            started = (await admin.get("/api/metrics")).json()["couch_requests"]
+            # the metrics request itself asks CouchDB nothing: all of this was start-up
+            for grid in stack.runtime.grids.grid_codes:
+                assert started[couch.alert_db(grid)] == {"": 1, "_changes": 1}, grid
+            assert started[couch.reference_db] == {"_changes": 1}
+            assert set(started) == {couch.reference_db, *map(couch.alert_db, stack.runtime.grids.grid_codes)}
+        async with httpx.AsyncClient(base_url=second.url, auth=stack.auth("vol1"), timeout=30) as tablet:
+            # the alert written before start-up is known: its author's edit is a change, not new
+            stored = (await tablet.get("/sync/field/alert-before-restart")).json()
+            edited = await tablet.put(
+                "/sync/field/alert-before-restart", json={**stored, "note": "已找到 / found"}
+            )
+            assert edited.status_code == 201, edited.text
+            assert edited.json()["rev"].startswith("2-")
+    finally:
+        await asyncio.to_thread(second.stop)
 
 
 async def test_a_slow_tablets_bulk_get_is_answered_from_the_page_seconds_later(
