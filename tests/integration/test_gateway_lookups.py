@@ -6,6 +6,7 @@ wrote them: a colleague's fresh alert can never be taken over, and a live pull r
 waiting for the catalog."""
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from sync.id_catalog import IdCatalog
 from tests.conftest import TabletFactory
 from tests.support.docs import hazard, missing_person
-from tests.support.stack import AppServer, Stack
+from tests.support.stack import AppServer, Stack, app_without_couchdb
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -86,6 +87,31 @@ async def test_a_process_reads_the_small_databases_ids_before_it_serves(
             assert edited.json()["rev"].startswith("2-")
     finally:
         await asyncio.to_thread(second.stop)
+
+
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def test_a_process_starts_without_couchdb_and_says_so_once(stack: Stack) -> None:
+    # on the logger itself: the app's logging set-up replaces the root's handlers (pytest's too)
+    said, logger = _Said(), logging.getLogger("gridpatrol.runtime")
+    logger.addHandler(said)
+    try:
+        async with (
+            app_without_couchdb(stack.settings) as app,
+            httpx.AsyncClient(base_url=app.url, timeout=30) as client,
+        ):
+            assert (await client.get("/health")).status_code == 503  # serving, CouchDB named as down
+    finally:
+        logger.removeHandler(said)
+    about_catalog = [m for m in said.messages if "id catalog" in m]
+    assert len(about_catalog) == 1 and "CouchDB away" in about_catalog[0], said.messages
 
 
 async def test_a_slow_tablets_bulk_get_is_answered_from_the_page_seconds_later(
