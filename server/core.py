@@ -83,11 +83,12 @@ class ApplicationCore(InitPluginProtocol):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        from server.gateway import warm_id_catalog  # noqa: PLC0415
         from server.runtime import Runtime  # noqa: PLC0415
 
         runtime = await Runtime.open(self.settings)
         app.state.runtime = runtime
-        await runtime.warm_catalogs()
+        await warm_id_catalog(runtime)
         try:
             yield
         finally:

@@ -4,7 +4,6 @@ One Runtime per process, built in the app's lifespan (or by the worker); importi
 opens nothing.
 """
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from server.auth import Authenticator, TokenSigner
 from server.db import SessionMaker, make_engine, make_session_maker
 from server.db.models import GridArea
 from server.settings import Settings
-from sync.couch import DEFAULT_LIMITS, CouchClient, CouchStatusError, CouchTransportError
+from sync.couch import DEFAULT_LIMITS, CouchClient
 from sync.db_infos import DbInfoCache
 from sync.homes import DocHomes
 from sync.id_catalog import IdCatalog
@@ -35,9 +34,6 @@ __all__ = ["GridState", "Metrics", "Runtime", "load_grid_state", "make_couch_cli
 log = logging.getLogger("gridpatrol.runtime")
 _GRID_RETRY_S = 5.0
 _TAXONOMY_CHECK_S = 10.0  # how stale another process's taxonomy edit may be here
-_CATALOG_WARM_UP_S = 10.0
-"""Start-up waits this long at most for the id catalog; what is not read by then is read on use."""
-_CATALOG_WARM_UP_CONCURRENCY = 8
 
 
 @dataclass
@@ -204,33 +200,6 @@ class Runtime:
             return
         if revision != self.taxonomy.revision:
             await self.reload_taxonomy()
-
-    async def warm_catalogs(self) -> None:
-        """Read the ids of the reference and alerts databases before serving, as the gateway's
-        first push or pull to each grid would: after a restart, that push then reads the feed since
-        start-up, not the whole database. What CouchDB cannot give now is read on first use."""
-        couch = self.settings.couch
-        limit = asyncio.Semaphore(_CATALOG_WARM_UP_CONCURRENCY)
-
-        async def read(db: str, *, tablets_write: bool) -> None:
-            async with limit:
-                try:
-                    if tablets_write:  # an alerts database: as a push looks at it
-                        await self.id_catalog.current(self.couch, db)
-                    else:
-                        await self.id_catalog.entry(self.couch, db)
-                except CouchStatusError as exc:
-                    log.warning("id catalog of %s not read at start-up: %s", db, exc)
-
-        try:
-            async with asyncio.timeout(_CATALOG_WARM_UP_S), asyncio.TaskGroup() as group:
-                group.create_task(read(couch.reference_db, tablets_write=False))
-                for grid in self.grids.grid_codes:
-                    group.create_task(read(couch.alert_db(grid), tablets_write=True))
-        except* TimeoutError:
-            log.warning("id catalog not complete after %.0f s; the rest is read on use", _CATALOG_WARM_UP_S)
-        except* CouchTransportError as unreachable:
-            log.warning("id catalog not read at start-up (CouchDB away?): %s", unreachable.exceptions[0])
 
     async def close(self) -> None:
         if self._notifier is not None:

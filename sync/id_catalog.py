@@ -20,7 +20,7 @@ every push batch asked the reference database about ids it never holds. With it:
 
 A refresh reads the database's ``_changes`` since the last one (ids only) at most every ``ttl_s``,
 and this process's own writes are noted at once; a gateway process reads every entry once before
-it serves (``Runtime.warm_catalogs``). Documents never move between databases, so an id, once
+it serves (``server.gateway.warm_id_catalog``). Documents never move between databases, so an id, once
 catalogued, stays true. A database with more than ``max_ids`` documents is not catalogued
 (``None``): callers then ask it directly.
 

@@ -15,29 +15,65 @@ ids their ``IdCatalog`` entry holds, which for a new finding is none:
 """
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-from server.gateway._scope import Lane, Source
+from server.gateway._scope import Lane, Source, alert_source, reference_source
 from server.runtime import Runtime
+from sync.couch import CouchStatusError, CouchTransportError
+from sync.id_catalog import CatalogEntry
 from sync.recent_docs import StoredDoc
 
-__all__ = ["Stored", "stored_docs"]
+__all__ = ["Stored", "stored_docs", "warm_id_catalog"]
+
+log = logging.getLogger("gridpatrol.gateway")
+_WARM_UP_S = 10.0
+"""Start-up waits this long at most for the id catalog; what is not read by then is read on use."""
+_WARM_UP_CONCURRENCY = 8
 
 Stored = dict[str, tuple[Source, dict[str, Any] | None]]
 """Id → its home source and winning revision (None when deleted), for the ids that exist."""
 
 
+async def _catalog_entry(runtime: Runtime, source: Source) -> CatalogEntry | None:
+    """What a push may trust of a small source's ids (see the module docstring)."""
+    if source.lane is Lane.REFERENCE:
+        return await runtime.id_catalog.entry(runtime.couch, source.db)
+    return await runtime.id_catalog.current(runtime.couch, source.db)
+
+
 async def _ids_held(runtime: Runtime, source: Source, doc_ids: Sequence[str]) -> list[str]:
     """Those of ``doc_ids`` that ``source`` may hold, in request order."""
-    catalog = runtime.id_catalog
-    if source.lane is Lane.REFERENCE:
-        entry = await catalog.entry(runtime.couch, source.db)
-    elif source.lane is Lane.ALERT:
-        entry = await catalog.current(runtime.couch, source.db)
-    else:
+    if source.lane not in {Lane.REFERENCE, Lane.ALERT}:
         return list(doc_ids)
+    entry = await _catalog_entry(runtime, source)
     return list(doc_ids) if entry is None else [i for i in doc_ids if i in entry.ids]
+
+
+async def warm_id_catalog(runtime: Runtime) -> None:
+    """Read the small databases' ids before serving, as the first push of each grid would: after a
+    restart, that push then reads the alerts feed since start-up, not the whole database. What
+    CouchDB cannot give now is read on first use."""
+    couch = runtime.settings.couch
+    sources = [reference_source(couch), *(alert_source(couch, g) for g in runtime.grids.grid_codes)]
+    limit = asyncio.Semaphore(_WARM_UP_CONCURRENCY)
+
+    async def read(source: Source) -> None:
+        async with limit:
+            try:
+                await _catalog_entry(runtime, source)
+            except CouchStatusError as exc:
+                log.warning("id catalog of %s not read at start-up: %s", source.db, exc)
+
+    try:
+        async with asyncio.timeout(_WARM_UP_S), asyncio.TaskGroup() as group:
+            for source in sources:
+                group.create_task(read(source))
+    except* TimeoutError:
+        log.warning("id catalog not complete after %.0f s; the rest is read on use", _WARM_UP_S)
+    except* CouchTransportError as unreachable:
+        log.warning("id catalog not read at start-up (CouchDB away?): %s", unreachable.exceptions[0])
 
 
 async def _lookup(runtime: Runtime, source: Source, doc_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -7,7 +7,15 @@ from enum import StrEnum
 from server.auth import Principal
 from server.settings import CouchSettings
 
-__all__ = ["REFERENCE_KEY", "Lane", "Source", "alert_source", "scope_grids", "user_sources"]
+__all__ = [
+    "REFERENCE_KEY",
+    "Lane",
+    "Source",
+    "alert_source",
+    "reference_source",
+    "scope_grids",
+    "user_sources",
+]
 
 REFERENCE_KEY = "ref"
 
@@ -43,6 +51,10 @@ def alert_source(couch: CouchSettings, grid: str) -> Source:
     return Source(f"alert:{grid}", couch.alert_db(grid), grid, Lane.ALERT)
 
 
+def reference_source(couch: CouchSettings) -> Source:
+    return Source(REFERENCE_KEY, couch.reference_db, None, Lane.REFERENCE)
+
+
 def scope_grids(principal: Principal, known_grids: Iterable[str], parent_of: Mapping[str, str]) -> list[str]:
     """Grid codes a user works in. Admins have every grid; a micro-grid in a scope means its grid."""
     known = sorted(known_grids)
@@ -60,6 +72,6 @@ def user_sources(
     grids = scope_grids(principal, known_grids, parent_of)
     return [
         *(alert_source(couch, g) for g in grids),
-        Source(REFERENCE_KEY, couch.reference_db, None, Lane.REFERENCE),
+        reference_source(couch),
         *(Source(g, couch.grid_db(g), g, Lane.GRID) for g in grids),
     ]

@@ -100,7 +100,7 @@ class _Said(logging.Handler):
 
 async def test_a_process_starts_without_couchdb_and_says_so_once(stack: Stack) -> None:
     # on the logger itself: the app's logging set-up replaces the root's handlers (pytest's too)
-    said, logger = _Said(), logging.getLogger("gridpatrol.runtime")
+    said, logger = _Said(), logging.getLogger("gridpatrol.gateway")
     logger.addHandler(said)
     try:
         async with (
