@@ -6,7 +6,7 @@ PouchDB shows the reason to the person and never sends the document again.
 
 import binascii
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -28,11 +28,24 @@ from server.gateway._scope import Lane, Source, alert_source
 from server.settings import CouchSettings
 from sync.writeback import STATUS_PREFIX
 
-__all__ = ["Placement", "PushContext", "Refusal", "decide_push", "locate_batch"]
+__all__ = [
+    "SCOPE_TOLERANCE_M",
+    "Placement",
+    "PushContext",
+    "Refusal",
+    "decide_foreign",
+    "decide_push",
+    "locate_batch",
+]
 
 _BASE64_ALPHABET = (string.ascii_letters + string.digits + "+/").encode()
 _HEAD_CHARS = 64
 """Base64 characters decoded to sniff a photo's type: 48 bytes, more than any magic number needs."""
+SCOPE_TOLERANCE_M = 100.0
+"""The most of a document's claimed GNSS accuracy that counts when its point is checked against the
+user's grids: a fix just across a boundary is given the benefit of the doubt, a claimed accuracy
+of 100 km does not make every grid the user's (the worker still sees the accuracy as given)."""
+_ALWAYS_VISIBLE: Callable[[str | None, Mapping[str, Any] | None], bool] = lambda grid, doc: True  # noqa: E731
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,20 @@ class Placement:
     source: Source
 
 
+_SERVER_ONLY = Refusal(
+    "server_only_type",
+    "案件状态只能由系统写入",
+    "case status documents are written by the server only",
+    "type",
+)
+_OUTSIDE_MICRO_GRIDS = Refusal(
+    "outside_scope",
+    "该文档位于您负责的微网格以外，不能修改",
+    "this document lies outside your micro-grids and cannot be changed",
+    "_id",
+)
+
+
 @dataclass(frozen=True)
 class PushContext:
     principal: Principal
@@ -62,6 +89,9 @@ class PushContext:
     couch: CouchSettings
     micro_limits: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Grid → the only micro-grids the user works in there (grids they hold whole are absent)."""
+    visible: Callable[[str | None, Mapping[str, Any] | None], bool] = _ALWAYS_VISIBLE
+    """Whether the user may see a stored document of a grid (``Visibility.visible``): what they
+    cannot see, they cannot change either."""
 
     @cached_property
     def grid_sources(self) -> list[Source]:
@@ -90,19 +120,40 @@ def decide_push(
     assignment: Assignment | None = None,
 ) -> Placement | Refusal:
     """Decide one incoming document. ``stored`` is the current winning revision, ``home`` its database."""
+    doc_id = str(doc.get("_id", ""))
+    if doc_id.startswith("_"):
+        # _design documents carry code CouchDB runs (validate_doc_update can block every write to a
+        # grid); other underscore ids are CouchDB's own. Admins write them to a database directly.
+        return Refusal(
+            "reserved_id",
+            "以下划线开头的文档编号（如 _design/）不能通过巡查数据库写入",
+            "document ids starting with '_' (such as _design/) cannot be written to the field database",
+            "_id",
+        )
+    if "type" in doc and not isinstance(doc["type"], str):
+        return Refusal(
+            "invalid_document",
+            "文档不合格：type：必须是字符串",
+            "invalid document: type: must be a string",
+            "type",
+        )
     if home is not None and home.is_reference:
         if ctx.principal.is_admin:
             return Placement(home)
         return Refusal("reference_read_only", "参考数据（网格边界、分类）只读", "reference data is read-only")
-    reserved = str(doc.get("_id", "")).startswith(STATUS_PREFIX)
-    if reserved and doc.get("type") not in SERVER_ONLY_TYPES and not ctx.principal.is_admin:
-        # The worker writes each finding's case status under this id: nobody may take it first.
+    if doc_id.startswith(STATUS_PREFIX) and not ctx.principal.is_admin:
+        # The worker writes each finding's case status under this id: nobody may take it first,
+        # nor delete it, nor plant a deletion there before the worker writes it.
+        if doc.get("type") in SERVER_ONLY_TYPES:
+            return _SERVER_ONLY
         return Refusal(
             "reserved_id",
             f"文档编号前缀 {STATUS_PREFIX} 保留给系统",
             f"document ids starting with {STATUS_PREFIX!r} are reserved for the server",
             "_id",
         )
+    if home is not None and stored is not None and not ctx.visible(home.grid, stored):
+        return _OUTSIDE_MICRO_GRIDS
     if doc.get("_deleted"):
         return _decide_delete(stored, home, ctx)
     if home is not None and stored is None and ctx.principal.role is Role.VOLUNTEER:
@@ -114,14 +165,8 @@ def decide_push(
             "this document was deleted and cannot be changed; record a new one",
             "_id",
         )
-    doc_type = doc.get("type")
-    if doc_type in SERVER_ONLY_TYPES:
-        return Refusal(
-            "server_only_type",
-            "案件状态只能由系统写入",
-            f"documents of type {doc_type!r} are written by the server only",
-            "type",
-        )
+    if doc.get("type") in SERVER_ONLY_TYPES:
+        return _SERVER_ONLY
     try:
         validate_document(doc, ctx.taxonomy)
     except DocumentInvalid as exc:
@@ -137,6 +182,26 @@ def decide_push(
     if refusal is not None:
         return refusal
     return _place(upgrade(doc), home, ctx, assignment)
+
+
+def decide_foreign(
+    doc: Mapping[str, Any],
+    stored: Mapping[str, Any] | None,
+    home: Source,
+    ctx: PushContext,
+    assignment: Assignment | None = None,
+) -> Placement | Refusal:
+    """Decide a document whose id a database outside the user's scope holds: an alert they filed in
+    another grid. Only its author changes it there; to anyone else it is another grid's document."""
+    author = stored.get("author") if stored is not None else None
+    if not ctx.principal.is_admin and author != ctx.principal.username:
+        return Refusal(
+            "outside_scope",
+            "该编号的文档属于您负责范围以外的网格，只有其作者可以修改",
+            "a document with this id belongs to a grid outside your scope; only its author may change it",
+            "_id",
+        )
+    return decide_push(doc, stored, home, ctx, assignment)
 
 
 def locate_batch(docs: Sequence[Mapping[str, Any]], grid_index: GridIndex | None) -> dict[int, Assignment]:
@@ -157,7 +222,7 @@ def locate_batch(docs: Sequence[Mapping[str, Any]], grid_index: GridIndex | None
                 continue
             lon, lat = float(location["lon"]), float(location["lat"])
             datum = Datum(str(location["datum"]))
-            accuracy = float(location.get("accuracy_m") or 0.0)
+            accuracy = min(float(location.get("accuracy_m") or 0.0), SCOPE_TOLERANCE_M)
         except (DocumentInvalid, KeyError, TypeError, ValueError):
             continue  # validation refuses it with the field named
         if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= accuracy < float("inf")):
@@ -185,12 +250,7 @@ def _decide_delete(
             "author",
         )
     if stored is not None and stored.get("type") in SERVER_ONLY_TYPES:
-        return Refusal(
-            "server_only_type",
-            "案件状态只能由系统写入",
-            "case status documents are written by the server only",
-            "type",
-        )
+        return _SERVER_ONLY
     target = home or (ctx.grid_sources[0] if ctx.grid_sources else None)
     if target is None:
         return Refusal("outside_scope", "您没有负责的网格", "you have no grid in your scope")
@@ -326,6 +386,8 @@ def _place_in_grid(
             # An alert (e.g. a missing elder) is never refused for where it happened: it goes to the
             # alerts of the grid where the person was last seen, even outside the author's grids.
             return Placement(Source(candidates[0], ctx.couch.grid_db(candidates[0]), candidates[0]))
+        if doc.get("type") in EMERGENCY_TYPES and home is not None and home not in ctx.sources:
+            return Placement(home)  # its author changes it where it was filed (see decide_foreign)
         zh, en = ctx.grid_label(candidates[0])
         return Refusal(
             "outside_scope",
@@ -357,13 +419,14 @@ def _outside_micro_grids(
     doc: Mapping[str, Any], target: Source, ctx: PushContext, assignment: Assignment | None
 ) -> Refusal | None:
     """A user scoped to some micro-grids of a grid creates documents there only. A point whose
-    accuracy circle crosses a grid boundary is given the benefit of the doubt, as for grids."""
+    accuracy circle reaches their grid from the next one is given the benefit of the doubt, as for
+    grids; boundaries between micro-grids get none (their accuracy is not computed)."""
     allowed = ctx.micro_limits.get(target.grid or "")
     if not allowed or ctx.grid_index is None:
         return None
     if assignment is not None:
-        if assignment.status is not AssignmentStatus.ASSIGNED or assignment.micro_grid is None:
-            return None
+        if assignment.micro_grid is None or assignment.grid != target.grid:
+            return None  # outside the micro-grids, or across a grid boundary within the tolerance
         micro, field_name = assignment.micro_grid, "location"
     else:
         hint = doc.get("micro_grid_hint")
@@ -388,7 +451,7 @@ def _locate(doc: Mapping[str, Any], grid_index: GridIndex | None) -> Assignment 
     if not isinstance(location, Mapping) or grid_index is None:
         return None
     lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), str(location["datum"]))
-    return grid_index.assign(lon, lat, float(location.get("accuracy_m") or 0.0))
+    return grid_index.assign(lon, lat, min(float(location.get("accuracy_m") or 0.0), SCOPE_TOLERANCE_M))
 
 
 def _grid_hint(doc: Mapping[str, Any], ctx: PushContext) -> str | None:

@@ -26,7 +26,7 @@ class DocumentWriter:
     def __init__(self, vdb: VirtualDatabase, device_hint: str | None) -> None:
         self.vdb = vdb
         self.device_hint = device_hint
-        self._push = PushService(vdb.runtime, vdb.principal, vdb.sources, vdb.visibility.limits)
+        self._push = PushService(vdb.runtime, vdb.principal, vdb.sources, vdb.visibility)
 
     async def bulk_docs(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         docs = body.get("docs")

@@ -30,6 +30,10 @@ _DOC_PREFIXES = frozenset({"_design", "_local"})
 
 
 def _segment(value: str) -> str:
+    if value in {".", ".."}:
+        # quote() leaves dots alone, and httpx (like any URL library) resolves dot segments: a
+        # document named ".." would otherwise address the server above its database.
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 

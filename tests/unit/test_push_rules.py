@@ -3,13 +3,14 @@
 import base64
 
 import pytest
+from shapely.geometry.base import BaseGeometry
 
 from field_schema import load_taxonomy
 from geo import GridIndex, load_areas
 from geo.demo_district import DEMO_GRID_FILE
 from server.auth import Principal
 from server.db.models import Role
-from server.gateway._rules import Placement, PushContext, Refusal, decide_push
+from server.gateway._rules import Placement, PushContext, Refusal, decide_foreign, decide_push, locate_batch
 from server.gateway._scope import Lane, Source, alert_source, scope_grids
 from server.settings import Settings
 from tests.support.docs import ZR01_POINT, ZR02_POINT, follow_up, hazard, missing_person, visit
@@ -283,3 +284,97 @@ def test_padded_base64_photos_are_accepted(extra: bytes) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100 + extra
     doc["_attachments"] = {"p.png": {"content_type": "image/png", "data": base64.b64encode(png).decode()}}
     assert decide_push(doc, None, None, _ctx()) == Placement(ZR01)
+
+
+@pytest.mark.parametrize("doc_id", ["_design/evil", "_design%2Fevil", "_users", "_local_but_not/x"])
+def test_underscore_ids_are_refused_to_everyone(doc_id: str) -> None:
+    # a _design document in a grid database is code CouchDB runs on every later write
+    doc = hazard("vol1", doc_id=doc_id, photo=False)
+    for ctx in (_ctx(), _ctx(Role.GRID_LEADER, "lead1"), _ctx(Role.ADMIN, "root")):
+        refused = decide_push(doc, None, None, ctx)
+        assert isinstance(refused, Refusal) and (refused.rule, refused.field) == ("reserved_id", "_id")
+        assert "_design/" in refused.reason_zh
+
+
+@pytest.mark.parametrize("doc_type", [{}, [], 3, None])
+def test_a_type_that_is_not_a_string_is_refused_with_the_field_named(doc_type: object) -> None:
+    doc = hazard("vol1", photo=False)
+    doc["type"] = doc_type
+    refused = decide_push(doc, None, None, _ctx())
+    assert isinstance(refused, Refusal) and (refused.rule, refused.field) == ("invalid_document", "type")
+
+
+def test_nobody_but_the_worker_deletes_or_plants_a_case_status() -> None:
+    for tombstone in (
+        {"_id": "status:hazard-1", "_deleted": True, "type": "case_status", "state": "closed"},
+        {"_id": "status:hazard-1", "_deleted": True},
+    ):
+        for ctx in (_ctx(), _ctx(Role.GRID_LEADER, "lead1")):
+            refused = decide_push(tombstone, None, None, ctx)
+            assert isinstance(refused, Refusal) and refused.rule in {"server_only_type", "reserved_id"}
+
+
+def test_a_claimed_accuracy_does_not_stretch_the_scope_beyond_the_tolerance() -> None:
+    # ZR02_POINT is well inside ZR02, far more than the tolerance from ZR01
+    doc = hazard("vol1", point=ZR02_POINT, accuracy_m=100_000.0)
+    assert isinstance(decide_push(doc, None, None, _ctx()), Refusal)
+    located = locate_batch([doc], INDEX)
+    assert isinstance(decide_push(doc, None, None, _ctx(), located[0]), Refusal)
+    # within the tolerance of the boundary, a fix across it is still given the benefit of the doubt
+    near = _point_just_across(INDEX.area("ZR01").geometry, INDEX.area("ZR02").geometry)
+    doc_near = hazard("vol1", point=near, accuracy_m=60.0, datum="wgs84")
+    assert decide_push(doc_near, None, None, _ctx()) == Placement(ZR01)
+
+
+def _point_just_across(home: BaseGeometry, other: BaseGeometry) -> tuple[float, float]:
+    """A WGS-84 point inside ``other``, about 20 m from where it meets ``home``."""
+    edge = home.boundary.intersection(other.boundary).representative_point()
+    centre = other.representative_point()
+    dx, dy = centre.x - edge.x, centre.y - edge.y
+    step = 0.0002 / (dx * dx + dy * dy) ** 0.5  # ~20 m in degrees here
+    point = (edge.x + dx * step, edge.y + dy * step)
+    assert INDEX.assign(*point).grid == "ZR02"
+    return point
+
+
+def test_what_a_micro_grid_user_cannot_see_they_cannot_change() -> None:
+    home = INDEX.assign(*ZR01_POINT).micro_grid
+    assert home is not None
+    other = next(a.code for a in INDEX.by_code.values() if a.parent == "ZR01" and a.code != home)
+    principal = Principal(id=1, username="lead1", role=Role.GRID_LEADER, grids=(home,))
+    stored_elsewhere = hazard("vol1", point=_micro_point(other), accuracy_m=1.0, doc_id="theirs")
+
+    def visible(grid: str | None, doc: object) -> bool:
+        return doc is not stored_elsewhere
+
+    ctx = PushContext(
+        principal,
+        [REF, ZR01],
+        INDEX,
+        load_taxonomy(),
+        max_attachment_bytes=8192,
+        couch=COUCH,
+        micro_limits={"ZR01": frozenset({home})},
+        visible=visible,
+    )
+    for incoming in (dict(stored_elsewhere, note="改写"), {"_id": "theirs", "_rev": "2-x", "_deleted": True}):
+        refused = decide_push(incoming, stored_elsewhere, ZR01, ctx)
+        assert isinstance(refused, Refusal) and (refused.rule, refused.field) == ("outside_scope", "_id")
+
+
+def test_an_alert_filed_in_another_grid_is_changed_there_by_its_author_only() -> None:
+    there = alert_source(COUCH, "ZR02")
+    alert = missing_person("vol2", point=ZR02_POINT, doc_id="alert-1")
+    forged = dict(missing_person("vol1", point=ZR02_POINT, doc_id="alert-1"), status="cancelled")
+    refused = decide_foreign(forged, alert, there, _ctx())
+    assert isinstance(refused, Refusal) and refused.rule == "outside_scope"
+    leader = decide_foreign(dict(alert, status="cancelled"), alert, there, _ctx(Role.GRID_LEADER, "lead1"))
+    assert isinstance(leader, Refusal) and leader.rule == "outside_scope"
+    deleted = decide_foreign(forged, None, there, _ctx())  # its winning revision is a deletion
+    assert isinstance(deleted, Refusal)
+    own = missing_person("vol1", point=ZR02_POINT, doc_id="alert-2")
+    found = dict(own, status="found", found_at="2026-12-03T10:00:00+08:00")
+    assert decide_foreign(found, own, there, _ctx()) == Placement(there)
+    assert decide_foreign(
+        {"_id": "alert-2", "_rev": "2-x", "_deleted": True}, own, there, _ctx()
+    ) == Placement(there)
