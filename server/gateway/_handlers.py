@@ -29,6 +29,16 @@ from server.gateway._admin import (
 from server.gateway._compression import gzip_json
 from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
+from server.gateway._params import (
+    MAX_UUIDS,
+    all_docs_keys,
+    bulk_get_requests,
+    changes_doc_ids,
+    heartbeat_seconds,
+    int_param,
+    revs_diff_body,
+    timeout_seconds,
+)
 from server.gateway._paths import CouchPath, parse_couch_path
 from server.gateway._ranges import RangeNotSatisfiable, parse_range, slice_stream
 from server.gateway._session import session_endpoint
@@ -151,7 +161,8 @@ async def _server_endpoint(
     request: Request[Any, Any, Any], runtime: Runtime, principal: Principal, name: str
 ) -> Response[Any]:
     if name == "_uuids":
-        count = min(int(request.query_params.get("count", "1")), 1000)
+        asked = int_param(request.query_params, "count")
+        count = 1 if asked is None else min(asked, MAX_UUIDS)
         return json_response({"uuids": [uuid.uuid4().hex for _ in range(count)]})
     if name == "_up":
         return json_response({"status": "ok"})
@@ -194,39 +205,20 @@ async def _database(
     raise GatewayError.forbidden("同步数据库不能删除", "this database cannot be deleted")
 
 
-def _doc_ids(params: dict[str, str], body: Any, direct: bool) -> list[str] | None:
-    if direct:
-        return None  # a real database's filters are CouchDB's own (see _admin)
-    if params.get("filter") != "_doc_ids":
-        if params.get("filter"):
-            raise GatewayError.bad_request(
-                "同步不支持该过滤器", f"filter {params['filter']!r} is not supported here"
-            )
-        return None
-    raw = body.get("doc_ids") if isinstance(body, dict) else None
-    if raw is None and "doc_ids" in params:
-        try:
-            raw = msgspec.json.decode(params["doc_ids"])
-        except msgspec.DecodeError as exc:
-            raise GatewayError.bad_request(
-                "doc_ids 必须是 JSON 数组", "doc_ids must be a JSON array"
-            ) from exc
-    if not isinstance(raw, list):
-        raise GatewayError.bad_request("doc_ids 必须是 JSON 数组", "doc_ids must be a JSON array")
-    return [str(i) for i in raw]
-
-
 async def _changes(
     request: Request[Any, Any, Any], vdb: VirtualDatabase, params: dict[str, str]
 ) -> Response[Any]:
     body = await json_body(request) if request.method == "POST" else {}
-    doc_ids = _doc_ids(params, body, vdb.direct)
+    doc_ids = changes_doc_ids(params, body, vdb.direct)
     direct_filter = await direct_changes_filter(vdb.runtime, vdb.name, params, body) if vdb.direct else None
     feed = params.get("feed", "normal")
     if feed not in {"normal", "longpoll"}:
         raise GatewayError.bad_request(
             "只支持 normal 和 longpoll", f"feed={feed} is not supported; use longpoll"
         )
+    # checked before any work, so a bad value is a 400 and not an error inside a started stream
+    timeout_s = timeout_seconds(params, _LONGPOLL_MAX_S)
+    heartbeat_s = heartbeat_seconds(params)
     if feed == "normal":
         return json_response(await vdb.changes(params, doc_ids, direct_filter))
     notifier = vdb.runtime.notifier()
@@ -236,9 +228,6 @@ async def _changes(
     page = await vdb.changes(params, doc_ids, direct_filter)
     if page["results"]:
         return json_response(page)
-    timeout_s = min(float(params.get("timeout", 60000) or 60000) / 1000, _LONGPOLL_MAX_S)
-    heartbeat = params.get("heartbeat")
-    heartbeat_s = (60.0 if heartbeat == "true" else float(heartbeat) / 1000) if heartbeat else None
 
     async def wait_for_changes() -> AsyncIterator[bytes]:
         nonlocal seen, page
@@ -279,27 +268,14 @@ async def _endpoint(
             raise _method_not_allowed("GET,POST")
         return await _changes(request, vdb, params)
     if endpoint == "_revs_diff" and method == "POST":
-        return json_response(await vdb.revs_diff(await _object_body(request)))
+        return json_response(await vdb.revs_diff(revs_diff_body(await _object_body(request))))
     if endpoint == "_bulk_docs" and method == "POST":
         return json_response(await writer.bulk_docs(await _object_body(request)), 201)
     if endpoint == "_bulk_get" and method == "POST":
-        docs = (await _object_body(request)).get("docs")
-        if not isinstance(docs, list):
-            raise GatewayError.bad_request(
-                "请求体必须包含 docs 数组", "Request body must contain a docs array"
-            )
+        docs = bulk_get_requests(await _object_body(request))
         return json_response(await vdb.bulk_get(params, docs))
     if endpoint == "_all_docs" and method in {"GET", "HEAD", "POST"}:
-        keys: Any = None
-        if method == "POST":
-            keys = (await _object_body(request)).get("keys")
-        elif "keys" in params:
-            try:
-                keys = msgspec.json.decode(params["keys"])
-            except msgspec.DecodeError as exc:
-                raise GatewayError.bad_request("keys 必须是 JSON 数组", "keys must be a JSON array") from exc
-        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
-            raise GatewayError.bad_request("keys 必须是字符串数组", "keys must be an array of strings")
+        keys = all_docs_keys(params, await _object_body(request) if method == "POST" else None)
         return json_response(await vdb.all_docs(params, keys))
     if endpoint == "_ensure_full_commit" and method == "POST":
         return json_response({"ok": True, "instance_start_time": "0"}, 201)

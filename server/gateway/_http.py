@@ -9,10 +9,17 @@ from litestar.exceptions import HTTPException
 from server.auth import SESSION_COOKIE, AuthFailure, Principal, parse_credentials
 from server.errors import COUCH_UNAVAILABLE_REASON, RETRY_AFTER
 from server.gateway._errors import GatewayError, bilingual, error_body
+from server.gateway._params import decode_json
 from server.runtime import Runtime
 from sync.couch import CouchStatusError, CouchTransportError
 
-__all__ = ["authenticate", "error_body_of", "error_response", "json_body", "json_response"]
+__all__ = [
+    "authenticate",
+    "error_body_of",
+    "error_response",
+    "json_body",
+    "json_response",
+]
 
 _encoder = msgspec.json.Encoder()
 
@@ -53,12 +60,7 @@ def error_response(exc: Exception) -> Response[bytes]:
 
 async def json_body(request: Request[Any, Any, Any]) -> Any:
     raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise GatewayError.bad_request("请求体不是有效的 JSON", "Request body is not valid JSON") from exc
+    return decode_json(raw, "请求体", "Request body") if raw else {}
 
 
 async def authenticate(request: Request[Any, Any, Any], runtime: Runtime) -> Principal:

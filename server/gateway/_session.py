@@ -3,13 +3,13 @@
 from typing import Any
 from urllib.parse import parse_qs
 
-import msgspec
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
 from server.auth import SESSION_COOKIE, AuthFailure, Principal
 from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, json_response
+from server.gateway._params import decode_json
 from server.runtime import Runtime
 
 __all__ = ["session_endpoint"]
@@ -28,10 +28,7 @@ async def _login_form(request: Request[Any, Any, Any]) -> tuple[str, str]:
     if "application/x-www-form-urlencoded" in content_type:
         form = parse_qs(raw.decode("utf-8", "replace"))
         return form.get("name", [""])[0], form.get("password", [""])[0]
-    try:
-        body = msgspec.json.decode(raw) if raw else {}
-    except msgspec.DecodeError as exc:
-        raise GatewayError.bad_request("请求体不是有效的 JSON", "Request body is not valid JSON") from exc
+    body = decode_json(raw, "请求体", "Request body") if raw else {}
     if not isinstance(body, dict):
         raise GatewayError.bad_request("请求体必须是对象", "Request body must be a JSON object")
     return str(body.get("name", body.get("username", ""))), str(body.get("password", ""))

@@ -6,7 +6,6 @@ the whole store holds. Sequence tokens are the gateway's own (see ``_seq``).
 
 import asyncio
 import heapq
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
 from server.gateway._lookup import stored_docs
+from server.gateway._params import int_param, open_revs_param
 from server.gateway._scope import Lane, Source, user_sources
 from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
@@ -310,8 +310,8 @@ class VirtualDatabase:
         filtering = any(self.visibility.filters(s.grid) for s in self.sources)
         if filtering:
             query["include_docs"] = True
-        skip = int(params.get("skip", "0") or 0)
-        limit = int(params["limit"]) if params.get("limit") else None
+        skip = int_param(params, "skip") or 0
+        limit = int_param(params, "limit")
         if keys is None and limit is not None:
             query["limit"] = skip + limit
         answers = await asyncio.gather(
@@ -390,13 +390,7 @@ class VirtualDatabase:
     async def get_doc(self, doc_id: str, params: Mapping[str, str]) -> Any:
         source = await self.source_of(doc_id)
         query = dict(params)
-        if "open_revs" in query and query["open_revs"] != "all":
-            try:
-                json.loads(query["open_revs"])
-            except ValueError as exc:
-                raise GatewayError.bad_request(
-                    "open_revs 必须是 JSON 数组", "open_revs must be a JSON array"
-                ) from exc
+        open_revs_param(query)
         try:
             return await self.couch.get_doc(source.db, doc_id, params=query)
         except CouchNotFound as exc:

@@ -3,7 +3,7 @@ and the rest of the batch is stored."""
 
 import pytest
 
-from tests.support.docs import ZR02_POINT, hazard, missing_person
+from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard, missing_person
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,10 @@ async def test_an_alert_in_another_grid_is_changed_by_its_author_only(stack: Sta
         found = dict(own, _rev=first["rev"], status="found", found_at="2026-12-03T10:00:00+08:00")
         second = await vol1.put(f"{DB}/alert-of-vol1", json=found)
         assert second.status_code == 201, second.text
-        withdrawn = await vol1.delete(f"{DB}/alert-of-vol1", params={"rev": second.json()["rev"]})
+        moved = missing_person("vol1", point=ZR01_POINT, doc_id="alert-of-vol1", _rev=second.json()["rev"])
+        third = await vol1.put(f"{DB}/alert-of-vol1", json=moved)
+        assert third.status_code == 201, third.text
+        withdrawn = await vol1.delete(f"{DB}/alert-of-vol1", params={"rev": third.json()["rev"]})
         assert withdrawn.status_code == 200, withdrawn.text
     couch = stack.runtime.couch
     alerts = stack.settings.couch.alert_db("ZR02")
@@ -80,9 +83,9 @@ async def test_an_alert_in_another_grid_is_changed_by_its_author_only(stack: Sta
     assert kept["author"] == "vol2" and "_conflicts" not in kept
     withdrawn_row = (await couch.all_docs(alerts, keys=["alert-of-vol1"]))["rows"][0]
     assert withdrawn_row["value"]["deleted"] is True
-    # the withdrawal went where the alert is, not into vol1's own grid
-    home_rows = (await couch.all_docs(stack.settings.couch.grid_db("ZR01"), keys=["alert-of-vol1"]))["rows"]
-    assert "error" in home_rows[0]
+    # the move and the withdrawal went where the alert is, not into vol1's own grid: one copy only
+    for db in (stack.settings.couch.grid_db("ZR01"), stack.settings.couch.alert_db("ZR01")):
+        assert "error" in (await couch.all_docs(db, keys=["alert-of-vol1"]))["rows"][0]
     async with stack.http("vol2") as vol2:
         update = dict(alert, _rev=kept["_rev"], status="found", found_at="2026-12-03T11:00:00+08:00")
         assert (await vol2.put(f"{DB}/alert-zr02", json=update)).status_code == 201
