@@ -57,3 +57,35 @@ async def test_micro_grid_volunteer_sees_and_writes_only_their_micro_grid(
     assert [(r["username"], r["doc_id"], r["rule"]) for r in refusals["data"]] == [
         ("micro1", "mine-elsewhere", "outside_scope")
     ]
+
+
+async def test_a_micro_grid_leader_cannot_change_what_they_cannot_see(stack: Stack) -> None:
+    index = stack.runtime.grids.index
+    assert index is not None
+    home = index.assign(*ZR01_POINT).micro_grid
+    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
+    inner = other.geometry.representative_point()
+    async with stack.http("root") as admin:
+        created = await admin.post(
+            "/api/users",
+            json={
+                "username": "microlead",
+                "password": "microlead-pw",
+                "role": "grid_leader",
+                "grids": [home],
+            },
+        )
+        assert created.status_code == 201, created.text
+    stack.users["microlead"] = stack_support.TestUser("microlead", "microlead-pw", Role.GRID_LEADER, (home,))
+    theirs = hazard("vol1", doc_id="in-other-micro", point=(inner.x, inner.y), accuracy_m=1.0, photo=False)
+    async with stack.http("vol1") as vol1:
+        assert (await vol1.put("/sync/field/in-other-micro", json=theirs)).status_code == 201
+    async with stack.http("microlead") as leader:
+        assert (await leader.get("/sync/field/in-other-micro")).status_code == 404
+        # a branch that would win over the document they cannot see
+        branch = dict(theirs, note="改写", _rev="20-" + "a" * 32, _revisions={"start": 20, "ids": ["a" * 32]})
+        answer = await leader.post("/sync/field/_bulk_docs", json={"docs": [branch], "new_edits": False})
+        assert answer.json()[0]["error"] == "forbidden", answer.text
+        assert "微网格" in answer.json()[0]["reason"]
+    stored = await stack.runtime.couch.get_doc(stack.settings.couch.grid_db("ZR01"), "in-other-micro")
+    assert stored["_rev"].startswith("1-") and stored.get("note") == theirs.get("note")
