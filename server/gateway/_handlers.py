@@ -41,6 +41,7 @@ from server.gateway._params import (
 )
 from server.gateway._paths import CouchPath, parse_couch_path
 from server.gateway._ranges import RangeNotSatisfiable, parse_range, slice_stream
+from server.gateway._revisions import attachment_query, read_document
 from server.gateway._session import session_endpoint
 from server.gateway._virtual import COUCH_VERSION, VirtualDatabase
 from server.gateway._writes import DocumentWriter
@@ -307,7 +308,7 @@ async def _document(
     params: dict[str, str],
 ) -> Response[Any]:
     if request.method in {"GET", "HEAD"}:
-        return json_response(await vdb.get_doc(doc_id, params))
+        return json_response(await read_document(vdb, doc_id, params))
     if request.method == "PUT":
         return json_response(await writer.put(doc_id, await _object_body(request), params), 201)
     if request.method == "DELETE":
@@ -334,8 +335,8 @@ async def _attachment(
         return json_response(await writer.delete_attachment(doc_id, name, rev))
     if request.method not in {"GET", "HEAD"}:
         raise _method_not_allowed("GET,HEAD,PUT,DELETE")
-    source = await vdb.source_of(doc_id)
-    return await _serve_attachment(request, vdb.runtime, doc_path(source.db, doc_id, name), params)
+    source, query = await attachment_query(vdb, doc_id, params)
+    return await _serve_attachment(request, vdb.runtime, doc_path(source.db, doc_id, name), query)
 
 
 async def _serve_attachment(

@@ -14,12 +14,11 @@ from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
 from server.gateway._lookup import stored_docs
-from server.gateway._params import int_param, open_revs_param
+from server.gateway._params import int_param
 from server.gateway._scope import Lane, Source, user_sources
 from server.gateway._seq import CompositeSeqs, NativeSeqs, Positions, SeqCodec
 from server.gateway._visibility import Visibility
 from server.runtime import Runtime
-from sync.couch import CouchNotFound
 from sync.link_budget import progress_of
 
 __all__ = ["VirtualDatabase"]
@@ -197,8 +196,14 @@ class VirtualDatabase:
     async def revs_diff(self, body: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         """A revision is missing when no source of the user has it. Only the source holding a
         document is asked about its revisions (the others have none of them); what the lookup
-        found serves the ``_bulk_docs`` that PouchDB sends next (see ``stored_docs``)."""
-        stored = await stored_docs(self.runtime, self.sources, list(body))
+        found serves the ``_bulk_docs`` that PouchDB sends next (see ``stored_docs``). A document
+        the user may not see answers as one that does not exist, all its revisions missing, or
+        the answer would tell them it exists."""
+        stored = {
+            doc_id: home
+            for doc_id, home in (await stored_docs(self.runtime, self.sources, list(body))).items()
+            if not self.hidden(doc_id) and self.visible(*home)
+        }
         held: dict[str, list[str]] = {}
         for doc_id, (source, _) in stored.items():
             held.setdefault(source.db, []).append(doc_id)
@@ -386,15 +391,6 @@ class VirtualDatabase:
             if not self.visible(source, row.get("doc")):
                 raise GatewayError.not_found()
         return source
-
-    async def get_doc(self, doc_id: str, params: Mapping[str, str]) -> Any:
-        source = await self.source_of(doc_id)
-        query = dict(params)
-        open_revs_param(query)
-        try:
-            return await self.couch.get_doc(source.db, doc_id, params=query)
-        except CouchNotFound as exc:
-            raise GatewayError(404, "not_found", "文档不存在或已删除", exc.reason or "missing") from exc
 
 
 def _bulk_get_missing(request: Mapping[str, Any]) -> dict[str, Any]:
