@@ -6,7 +6,7 @@ decodes ``%2F`` before routing) and dispatched here. Every error is CouchDB's ``
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +29,7 @@ from server.gateway._admin import (
 from server.gateway._compression import gzip_json
 from server.gateway._errors import GatewayError
 from server.gateway._http import authenticate, error_body_of, error_response, json_body, json_response
+from server.gateway._local import LOCAL_DOC_MAX_BYTES, local_too_large
 from server.gateway._params import (
     MAX_UUIDS,
     all_docs_keys,
@@ -177,8 +178,12 @@ async def _server_endpoint(
     return await forward(request, runtime, SYNC_PREFIX)
 
 
-async def _object_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    body = await json_body(request)
+async def _object_body(
+    request: Request[Any, Any, Any],
+    max_bytes: int | None = None,
+    too_large: Callable[[], GatewayError] | None = None,
+) -> dict[str, Any]:
+    body = await json_body(request, max_bytes, too_large)
     if not isinstance(body, dict):
         raise GatewayError.bad_request("请求体必须是 JSON 对象", "Request body must be a JSON object")
     return body
@@ -291,7 +296,7 @@ async def _local_doc(
     if request.method in {"GET", "HEAD"}:
         return json_response(await vdb.local.get(doc_id))
     if request.method == "PUT":
-        body = await _object_body(request)
+        body = await _object_body(request, LOCAL_DOC_MAX_BYTES, local_too_large)
         written = await vdb.local.put(doc_id, body)
         vdb.checkpoint_written(body)
         return json_response(written, 201)

@@ -1,5 +1,6 @@
 """Shared HTTP helpers of the gateway: JSON answers, CouchDB-shaped errors, authentication."""
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ __all__ = [
     "error_response",
     "json_body",
     "json_response",
+    "limited_body",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -58,8 +60,34 @@ def error_response(exc: Exception) -> Response[bytes]:
     return json_response(body, status, RETRY_AFTER if status == 503 else None)
 
 
-async def json_body(request: Request[Any, Any, Any]) -> Any:
-    raw = await request.body()
+async def limited_body(
+    request: Request[Any, Any, Any], max_bytes: int, too_large: Callable[[], GatewayError]
+) -> bytes:
+    """The request body, refused with ``too_large()`` past ``max_bytes`` before the rest is read
+    (the route's own limit is meant for photo batches, megabytes)."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(
+    request: Request[Any, Any, Any],
+    max_bytes: int | None = None,
+    too_large: Callable[[], GatewayError] | None = None,
+) -> Any:
+    """The JSON body; with ``max_bytes``, refused with ``too_large()`` past that size."""
+    if max_bytes is not None and too_large is not None:
+        raw = await limited_body(request, max_bytes, too_large)
+    else:
+        raw = await request.body()
     return decode_json(raw, "请求体", "Request body") if raw else {}
 
 

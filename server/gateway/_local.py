@@ -6,7 +6,7 @@ one user's view of it.
 
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Table, and_, delete, insert, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,10 +16,27 @@ from server.db.models import LocalDoc, utc_now
 from server.gateway._errors import GatewayError
 from sync.couch import CouchClient, doc_path
 
-__all__ = ["CouchLocalStore", "LocalDocStore", "LocalStore"]
+__all__ = [
+    "LOCAL_DOCS_PER_DB",
+    "LOCAL_DOC_MAX_BYTES",
+    "CouchLocalStore",
+    "LocalDocStore",
+    "LocalStore",
+    "local_too_large",
+]
 
 
 _LOCAL: Table = LocalDoc.__table__  # type: ignore[attr-defined]
+LOCAL_DOC_MAX_BYTES = 64 * 1024
+"""Largest ``_local`` body accepted. PouchDB's checkpoints are 1-2 KB (their history is capped);
+anything near this is not a checkpoint, and without a cap any user could fill the SQL database."""
+LOCAL_DOCS_PER_DB = 1000
+"""``_local`` documents one user may keep in one database: PouchDB writes one per replication id
+(a tablet has a few), so a thousand is far past any real use."""
+_MAX_ID_CHARS = 400
+"""``local_docs.doc_id`` is a VARCHAR(400) (PostgreSQL refuses longer values)."""
+_MAX_GENERATION_DIGITS = 18
+"""A revision ``0-N`` with more digits matches no row (and would not fit an SQL integer)."""
 
 
 def _conflict() -> GatewayError:
@@ -33,7 +50,18 @@ def _rev(generation: int) -> str:
 def _generation(rev: object) -> int:
     """The generation a ``0-N`` revision names; -1 (matches no row) for anything else."""
     prefix, _, number = str(rev).partition("-")
-    return int(number) if prefix == "0" and number.isdigit() else -1
+    valid = prefix == "0" and number.isascii() and number.isdigit() and len(number) <= _MAX_GENERATION_DIGITS
+    return int(number) if valid else -1
+
+
+def local_too_large() -> GatewayError:
+    """CouchDB's 413 for a ``_local`` body over ``LOCAL_DOC_MAX_BYTES``."""
+    return GatewayError(
+        413,
+        "too_large",
+        f"_local 文档不能超过 {LOCAL_DOC_MAX_BYTES // 1024} KB",
+        f"a _local document may not exceed {LOCAL_DOC_MAX_BYTES // 1024} KB",
+    )
 
 
 class LocalDocStore:
@@ -61,7 +89,16 @@ class LocalDocStore:
             raise GatewayError.not_found()
         return {**current[1], "_id": doc_id, "_rev": _rev(current[0])}
 
+    async def _count(self, session: AsyncSession) -> int:
+        query = select(func.count()).where(_LOCAL.c.owner == self._owner, _LOCAL.c.db == self._db)
+        return int((await session.exec(query)).one())
+
     async def put(self, doc_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        if len(doc_id) > _MAX_ID_CHARS:
+            raise GatewayError.bad_request(
+                f"_local 文档 id 不能超过 {_MAX_ID_CHARS} 个字符",
+                f"a _local document id may not exceed {_MAX_ID_CHARS} characters",
+            )
         given = body.get("_rev")
         content = {k: v for k, v in body.items() if k not in {"_id", "_rev"}}
         where = self._this(doc_id)
@@ -80,6 +117,14 @@ class LocalDocStore:
             if generation is None:
                 if given is not None or await self._current(session, doc_id) is not None:
                     raise _conflict()
+                # Only a new document is counted: updating a checkpoint, PouchDB's hot path,
+                # stays one statement. Concurrent first writes may pass the cap by a few.
+                if await self._count(session) >= LOCAL_DOCS_PER_DB:
+                    raise GatewayError.forbidden(
+                        f"每个用户在每个数据库最多保存 {LOCAL_DOCS_PER_DB} 个 _local 文档，请删除不用的",
+                        f"at most {LOCAL_DOCS_PER_DB} _local documents per user and database; "
+                        "delete unused ones first",
+                    )
                 generation = 1
                 try:
                     async with session.begin_nested():
