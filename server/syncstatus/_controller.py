@@ -93,12 +93,15 @@ async def my_sync_status(runtime: Runtime, session: AsyncSession, principal: Pri
 async def user_sync_status(
     runtime: Runtime, session: AsyncSession, principal: Principal, username: str
 ) -> SyncStatusPublic:
-    user = await _user(session, username)
-    if principal.username != username and not principal.is_admin:
-        parent_of = runtime.grids.parent_of
-        theirs = {parent_of.get(code, code) for code in user.grids}
-        if principal.role is not Role.GRID_LEADER or not theirs & set(principal.grids):
-            raise ApiError.forbidden(
-                "只能查看本网格人员的同步状态", "only the sync state of your grid's people"
-            )
+    if principal.username == username or principal.is_admin:
+        return await _status(runtime, await _user(session, username))
+    # Whoever may not see a user gets the same 403 whether that user exists or not: a 404 for
+    # unknown names would let anyone list the accounts.
+    refused = ApiError.forbidden("只能查看本网格人员的同步状态", "only the sync state of your grid's people")
+    if principal.role is not Role.GRID_LEADER:
+        raise refused
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    parent_of = runtime.grids.parent_of
+    if user is None or not {parent_of.get(code, code) for code in user.grids} & set(principal.grids):
+        raise refused
     return await _status(runtime, user)

@@ -108,3 +108,20 @@ async def test_changes_pages_stop_at_the_byte_budget(stack: Stack, tablet_factor
         len((await reader.call("all_docs", options={"startkey": "photo-", "endkey": "photo-~"}))["rows"])
         == 12
     )
+
+
+async def test_who_may_not_see_a_user_cannot_tell_whether_they_exist(stack: Stack) -> None:
+    for caller in ("vol1", "lead2", "coord"):
+        async with stack.http(caller) as client:
+            existing = await client.get("/api/sync/status/vol1b")
+            unknown = await client.get("/api/sync/status/no-such-user")
+        assert existing.status_code == unknown.status_code == 403, caller
+        assert existing.json() == unknown.json()
+    async with stack.http("lead1") as leader:
+        assert (await leader.get("/api/sync/status/vol1b")).status_code == 200
+        assert (await leader.get("/api/sync/status/no-such-user")).status_code == 403
+    async with stack.http("root") as admin:
+        assert (await admin.get("/api/sync/status/vol1b")).status_code == 200
+        assert (await admin.get("/api/sync/status/no-such-user")).status_code == 404
+    async with stack.http("vol1b") as themselves:
+        assert (await themselves.get("/api/sync/status/vol1b")).json()["username"] == "vol1b"
