@@ -10,14 +10,17 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from field_schema import EMERGENCY_TYPES
+from geo import Assignment
 from server.auth import Principal
 from server.db import upsert_insert
 from server.db.models import Receipt, utc_now
-from server.db.models import Refusal as RefusalRow
-from server.gateway._lookup import stored_docs
-from server.gateway._rules import Placement, PushContext, Refusal, decide_push, locate_batch
-from server.gateway._scope import Lane, Source
-from server.runtime import GridState, Runtime
+from server.gateway._lookup import Stored, stored_docs
+from server.gateway._rules import Placement, PushContext, Refusal, decide_foreign, decide_push, locate_batch
+from server.gateway._scope import Lane, Source, alert_source
+from server.gateway._visibility import Visibility
+from server.refusals import filed_under, record_refusals
+from server.runtime import Runtime
 
 __all__ = ["PushService"]
 
@@ -30,7 +33,7 @@ class PushService:
         runtime: Runtime,
         principal: Principal,
         sources: Sequence[Source],
-        micro_limits: Mapping[str, frozenset[str]],
+        visibility: Visibility,
     ) -> None:
         self.runtime = runtime
         self.principal = principal
@@ -42,7 +45,8 @@ class PushService:
             taxonomy=runtime.taxonomy,
             max_attachment_bytes=runtime.settings.gateway.max_attachment_bytes,
             couch=runtime.settings.couch,
-            micro_limits=micro_limits,
+            micro_limits=visibility.limits,
+            visible=visibility.visible,
         )
 
     async def write(
@@ -53,13 +57,7 @@ class PushService:
             # An admin writing to a real database: CouchDB's own rules (validate_doc_update) decide.
             decisions = [Placement(self.sources[0])] * len(docs)
         else:
-            ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
-            stored = await stored_docs(self.runtime, self.sources, ids, reuse=True) if ids else {}
-            located = locate_batch(docs, self.context.grid_index)
-            decisions = []
-            for position, doc in enumerate(docs):
-                home, current = stored.get(str(doc["_id"]), (None, None))
-                decisions.append(decide_push(doc, current, home, self.context, located.get(position)))
+            decisions = await self._decide(docs)
 
         groups: dict[str, list[int]] = defaultdict(list)
         for index, decision in enumerate(decisions):
@@ -111,6 +109,70 @@ class PushService:
                 response.append(backend[index])
         return response
 
+    async def _decide(self, docs: list[dict[str, Any]]) -> list[Placement | Refusal]:
+        ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
+        stored = await stored_docs(self.runtime, self.sources, ids, reuse=True) if ids else {}
+        located = locate_batch(docs, self.context.grid_index)
+        decisions: list[Placement | Refusal] = []
+        for position, doc in enumerate(docs):
+            home, current = stored.get(str(doc["_id"]), (None, None))
+            decisions.append(self._decide_one(doc, home, current, located.get(position)))
+        await self._decide_foreign(docs, decisions, stored, located)
+        for position, (doc, decision) in enumerate(zip(docs, decisions, strict=True)):
+            if isinstance(decision, Placement) and doc.get("_deleted") and not self.principal.is_admin:
+                docs[position] = _tombstone(doc)
+        return decisions
+
+    def _decide_one(
+        self,
+        doc: dict[str, Any],
+        home: Source | None,
+        current: dict[str, Any] | None,
+        assignment: Assignment | None,
+    ) -> Placement | Refusal:
+        try:
+            return decide_push(doc, current, home, self.context, assignment)
+        except Exception:
+            # One document the rules did not foresee must not fail its batch: the others are stored.
+            log.exception("push rules failed on document %r", str(doc.get("_id"))[:200])
+            return _UNREADABLE
+
+    async def _decide_foreign(
+        self,
+        docs: Sequence[dict[str, Any]],
+        decisions: list[Placement | Refusal],
+        stored: Stored,
+        located: Mapping[int, Assignment],
+    ) -> None:
+        """Alerts and deletions whose ids the user's databases do not hold: an alert its author
+        filed in another grid is there (and stays there when it moves), and only its author changes
+        it. The alerts databases are small and catalogued: for new ids this costs a look at their
+        feeds, never a read of their documents."""
+        own = {s.db for s in self.sources}
+        unknown = [
+            position
+            for position, (doc, decision) in enumerate(zip(docs, decisions, strict=True))
+            if isinstance(decision, Placement)
+            and str(doc["_id"]) not in stored
+            and (doc.get("type") in EMERGENCY_TYPES or doc.get("_deleted"))
+        ]
+        if not unknown:
+            return
+        couch = self.runtime.settings.couch
+        others = [
+            s for s in (alert_source(couch, g) for g in self.runtime.grids.grid_codes) if s.db not in own
+        ]
+        found = (
+            await stored_docs(self.runtime, others, [str(docs[i]["_id"]) for i in unknown]) if others else {}
+        )
+        for position in unknown:
+            hit = found.get(str(docs[position]["_id"]))
+            if hit is not None:
+                home, current = hit
+                decisions[position] = decide_foreign(
+                    docs[position], current, home, self.context, located.get(position)
+                )
+
     async def _stamp(self, revisions: Sequence[tuple[Any, Any]]) -> None:
         """Receipts: when each revision reached us (the worker orders findings by it)."""
         now = utc_now()
@@ -137,38 +199,41 @@ class PushService:
     async def _record(
         self, refusals: Sequence[tuple[Mapping[str, Any], Refusal]], device_hint: str | None
     ) -> None:
-        rows = []
-        for doc, refusal in refusals:
+        # Where each refused document lies, for the leaders of that place: a pass of its own over
+        # the refused documents only (rare), the rules having placed the batch already.
+        located = locate_batch([doc for doc, _ in refusals], self.context.grid_index)
+        parent_of = self.runtime.grids.parent_of
+        entries = []
+        for position, (doc, refusal) in enumerate(refusals):
+            where = located.get(position)
             device = doc.get("device_id") if isinstance(doc.get("device_id"), str) else device_hint
-            rows.append(
-                {
-                    "username": self.principal.username,
-                    "device_id": device,
-                    "doc_id": str(doc["_id"])[:200],
-                    "rev": str(doc.get("_rev", ""))[:200] or None,
-                    "doc_type": str(doc.get("type"))[:32] if doc.get("type") is not None else None,
-                    "grid_code": _refusal_grid(self.principal, self.runtime.grids),
-                    "rule": refusal.rule,
-                    "field": refusal.field,
-                    "reason_zh": refusal.reason_zh,
-                    "reason_en": refusal.reason_en,
-                }
-            )
-        table = RefusalRow.__table__  # type: ignore[attr-defined]
-        statement = (
-            upsert_insert(self.runtime.settings.database.dialect, table).values(rows).on_conflict_do_nothing()
-        )
-        async with self.runtime.sessions() as session:
-            await session.exec(statement)
-            await session.commit()
+            values = {
+                "username": self.principal.username,
+                "device_id": device,
+                "doc_id": str(doc["_id"]),
+                "rev": str(doc.get("_rev", "")) or None,
+                "doc_type": str(doc.get("type")) if doc.get("type") is not None else None,
+                "grid_code": where.grid if where is not None else None,
+                "micro_grid_code": where.micro_grid if where is not None else None,
+                "rule": refusal.rule,
+                "field": refusal.field,
+                "reason_zh": refusal.reason_zh,
+                "reason_en": refusal.reason_en,
+            }
+            entries.append((values, filed_under(self.principal.grids, parent_of, where)))
+        await record_refusals(self.runtime.sessions, self.runtime.settings.database.dialect, entries)
 
 
-def _refusal_grid(principal: Principal, grids: GridState) -> str | None:
-    """The grid whose leader answers for this user: the (parent grid of the) first grid in their scope."""
-    if not principal.grids:
-        return None
-    first = principal.grids[0]
-    return grids.parent_of.get(first, first)[:32]
+_UNREADABLE = Refusal(
+    "invalid_document", "文档无法处理，请检查其内容", "the document could not be processed; check its content"
+)
+_TOMBSTONE_KEYS = ("_id", "_rev", "_deleted", "_revisions")
+
+
+def _tombstone(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A deletion as stored: no body. Nothing reads one (it is the end of a document), and a body on
+    it would skip every check a live document gets."""
+    return {key: doc[key] for key in _TOMBSTONE_KEYS if key in doc}
 
 
 def _align(

@@ -36,7 +36,7 @@ from server.db.models._merge import (
     FeedLease,
     WorkerHeartbeat,
 )
-from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Receipt, Refusal
+from server.db.models._sync_state import FeedCheckpoint, LocalDoc, Receipt, Refusal, RefusalArea
 from server.db.models._taxonomy import TaxonomyChange, TaxonomyEntry, TaxonomyRevision
 from server.db.models._user import (
     Role,
@@ -77,6 +77,7 @@ __all__ = [
     "NumberCounter",
     "Receipt",
     "Refusal",
+    "RefusalArea",
     "Role",
     "Satisfaction",
     "TaxonomyChange",

@@ -8,7 +8,7 @@ from sqlmodel import Field, SQLModel
 
 from server.db.models._common import utc_field
 
-__all__ = ["FeedCheckpoint", "LocalDoc", "Receipt", "Refusal"]
+__all__ = ["FeedCheckpoint", "LocalDoc", "Receipt", "Refusal", "RefusalArea"]
 
 
 class FeedCheckpoint(SQLModel, table=True):
@@ -22,7 +22,11 @@ class FeedCheckpoint(SQLModel, table=True):
 
 
 class Refusal(SQLModel, table=True):
-    """A document the gateway refused at push, so leaders can see what did not arrive and why."""
+    """A document the gateway refused at push, so leaders can see what did not arrive and why.
+
+    Which leaders see it is kept apart, in ``RefusalArea`` rows: a refusal concerns every grid and
+    micro-grid its author worked in and the place where the document lies, more than one column holds.
+    """
 
     __tablename__ = "refusals"
     __table_args__ = (UniqueConstraint("username", "doc_id", "rev", "rule", name="uq_refusal"),)
@@ -34,11 +38,27 @@ class Refusal(SQLModel, table=True):
     rev: str | None = Field(default=None, max_length=200)
     doc_type: str | None = Field(default=None, max_length=32)
     grid_code: str | None = Field(default=None, max_length=32, index=True)
+    """The grid where the document lies (its location); None when it has no usable location or lies
+    outside every grid. Rows recorded before migration 0014 hold the author's first grid."""
+    micro_grid_code: str | None = Field(default=None, max_length=32)
+    """The micro-grid where the document lies, when its location places it in one."""
     rule: str = Field(max_length=48)
     field: str | None = Field(default=None, max_length=200)
     reason_zh: str
     reason_en: str
     created_at: datetime = utc_field(index=True)
+
+
+class RefusalArea(SQLModel, table=True):
+    """One grid or micro-grid whose leaders see a refusal: each one its author worked in when it was
+    refused, and the grid and micro-grid where the document lies (every grid its accuracy circle
+    touches near a boundary). A micro-grid is filed with its grid too, so a grid's leader finds the
+    refusals of its micro-grids by the grid's code alone."""
+
+    __tablename__ = "refusal_areas"
+
+    refusal_id: int = Field(primary_key=True, foreign_key="refusals.id", ondelete="CASCADE")
+    code: str = Field(primary_key=True, max_length=32, index=True)
 
 
 class LocalDoc(SQLModel, table=True):

@@ -1,0 +1,174 @@
+"""Refusals as the gateway records them and leaders list them: any value a tablet sends is recorded
+(never a 500 that loses the refusal and has PouchDB resend the batch forever), and each refusal
+reaches the leaders of its author's grids and micro-grids and of the place where the document lies.
+Runs on SQLite and PostgreSQL."""
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine
+from sqlmodel import Session, col, select
+
+from server.db.migrate import alembic_config, upgrade_to_head
+from server.db.models import Refusal, RefusalArea, Role
+from server.settings import Settings
+from tests.support import stack as stack_support
+from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+DB = "/sync/field"
+LENGTH = {c.name: getattr(c.type, "length", None) for c in Refusal.__table__.c}  # type: ignore[attr-defined]
+
+
+async def _add_user(stack: Stack, username: str, role: Role, grids: list[str]) -> None:
+    password = f"{username}-password"
+    async with stack.http("root") as admin:
+        created = await admin.post(
+            "/api/users", json={"username": username, "password": password, "role": role, "grids": grids}
+        )
+        assert created.status_code == 201, created.text
+    stack.users[username] = stack_support.TestUser(username, password, role, tuple(grids))
+
+
+async def _listed(stack: Stack, leader: str, **params: str) -> set[str]:
+    async with stack.http(leader) as client:
+        answer = await client.get("/api/refusals", params=params)
+    assert answer.status_code == 200, answer.text
+    return {r["doc_id"] for r in answer.json()["data"]}
+
+
+async def _push(stack: Stack, username: str, docs: list[dict[str, Any]], **headers: str) -> list[Any]:
+    async with stack.http(username) as client:
+        answer = await client.post(f"{DB}/_bulk_docs", json={"docs": docs}, headers=headers)
+    assert answer.status_code == 201, answer.text
+    result: list[Any] = answer.json()
+    return result
+
+
+async def test_refusals_with_long_or_unstorable_values_are_recorded(stack: Stack) -> None:
+    good = hazard("vol1", photo=False, doc_id="good")
+    long_device = hazard("vol1", photo=False, doc_id="long-device", concern="99-99", device_id="d" * 300)
+    long_name = hazard("vol1", photo=False, doc_id="long-name")
+    name = "n" * 250 + ".jpg"
+    not_a_photo = base64.b64encode(b"not an image").decode()
+    long_name["_attachments"] = {name: {"content_type": "image/jpeg", "data": not_a_photo}}
+    nul = hazard("vol1", photo=False, doc_id="nul\x00id", concern="99-99", device_id="tab\x00let")
+    for refused in [long_device, long_name, nul]:
+        refused["_rev"] = "1-0123456789abcdef"  # as PouchDB sends them: a retry is the same refusal
+    answered = await _push(stack, "vol1", [good, long_device, long_name, nul])
+    assert [a.get("error") for a in answered] == [None, "forbidden", "forbidden", "forbidden"]
+    no_device = {"_id": "no-device", "_rev": "1-" + "r" * 300, "type": "hazard"}
+    answered = await _push(stack, "vol1", [no_device], **{"X-Device-Id": "h" * 300})
+    assert answered[0]["error"] == "forbidden"
+    async with stack.http("vol1") as vol1:
+        assert (await vol1.get(f"{DB}/good")).status_code == 200
+
+    async with stack.runtime.sessions() as session:
+        rows = {r.doc_id: r for r in (await session.exec(select(Refusal))).all()}
+    assert set(rows) == {"long-device", "long-name", "nulid", "no-device"}
+    assert rows["long-device"].device_id == "d" * LENGTH["device_id"]
+    assert rows["long-name"].field == f"_attachments.{name}"[: LENGTH["field"]]
+    assert rows["long-name"].rule == "attachment_type"
+    assert rows["nulid"].device_id == "tablet"
+    assert rows["no-device"].device_id == "h" * LENGTH["device_id"]
+    assert rows["no-device"].rev == no_device["_rev"][: LENGTH["rev"]]
+    assert await _listed(stack, "lead1") == set(rows)
+
+    # the same push sent again records nothing twice
+    await _push(stack, "vol1", [long_device, long_name, nul])
+    async with stack.runtime.sessions() as session:
+        assert len((await session.exec(select(Refusal.id))).all()) == 4
+
+
+async def test_refusals_reach_the_leaders_of_the_author_and_of_where_the_document_lies(
+    stack: Stack,
+) -> None:
+    await _add_user(stack, "vol12", Role.VOLUNTEER, ["ZR01", "ZR02"])
+    in_zr02 = {"point": ZR02_POINT, "concern": "99-99", "photo": False}
+    await _push(stack, "vol12", [hazard("vol12", doc_id="by-vol12-in-zr02", **in_zr02)])
+    await _push(stack, "coord", [hazard("coord", doc_id="by-coord-in-zr02", **in_zr02)])
+    await _push(stack, "vol1", [hazard("vol1", doc_id="by-vol1-in-zr02", point=ZR02_POINT)])
+    await _push(stack, "vol1", [{"_id": "by-vol1-nowhere", "type": "hazard"}])
+    await _push(stack, "vol2", [{"_id": "by-vol2-nowhere", "type": "hazard"}])
+
+    # ZR02's leader: everything that lies in ZR02, and their volunteer's refusal
+    in_zr02_ids = {"by-vol12-in-zr02", "by-coord-in-zr02", "by-vol1-in-zr02"}
+    assert await _listed(stack, "lead2") == in_zr02_ids | {"by-vol2-nowhere"}
+    assert await _listed(stack, "lead2", grid="ZR02") == in_zr02_ids | {"by-vol2-nowhere"}
+    # ZR01's leader: the refusals of the people who work in ZR01, wherever the document lies
+    assert await _listed(stack, "lead1") == in_zr02_ids | {"by-vol1-nowhere"}
+    async with stack.http("lead1") as lead1:
+        assert (await lead1.get("/api/refusals", params={"grid": "ZR02"})).status_code == 403
+        listed = (await lead1.get("/api/refusals")).json()["data"]
+    where = {r["doc_id"]: (r["grid_code"], r["micro_grid_code"]) for r in listed}
+    zr02_micro = stack.runtime.grids.index.assign(*ZR02_POINT).micro_grid  # type: ignore[union-attr]
+    assert where["by-vol12-in-zr02"] == ("ZR02", zr02_micro)
+    assert where["by-vol1-nowhere"] == (None, None)
+
+
+async def test_micro_grid_leaders_see_their_micro_grids_refusals_only(stack: Stack) -> None:
+    index = stack.runtime.grids.index
+    assert index is not None
+    home = index.assign(*ZR01_POINT).micro_grid
+    assert home is not None
+    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
+    inner = other.geometry.representative_point()
+    other_point = (inner.x, inner.y)
+    await _add_user(stack, "micro-vol", Role.VOLUNTEER, [home])
+    await _add_user(stack, "home-lead", Role.GRID_LEADER, [home])
+    await _add_user(stack, "other-lead", Role.GRID_LEADER, [other.code])
+
+    await _push(
+        stack, "micro-vol", [hazard("micro-vol", doc_id="mv-elsewhere", point=other_point, accuracy_m=1.0)]
+    )
+    await _push(stack, "micro-vol", [{"_id": "mv-nowhere", "type": "hazard"}])
+    await _push(stack, "vol1", [hazard("vol1", doc_id="v1-at-home", concern="99-99", accuracy_m=1.0)])
+    await _push(stack, "vol1", [{"_id": "v1-nowhere", "type": "hazard"}])
+
+    everything = {"mv-elsewhere", "mv-nowhere", "v1-at-home", "v1-nowhere"}
+    assert await _listed(stack, "lead1") == everything
+    # a grid's leader narrows the list to one of its micro-grids
+    assert await _listed(stack, "lead1", grid=home) == {"mv-elsewhere", "mv-nowhere", "v1-at-home"}
+    assert await _listed(stack, "lead1", grid=other.code) == {"mv-elsewhere"}
+    # a micro-grid's leader: their micro-grid's people and documents, not the whole grid's
+    assert await _listed(stack, "home-lead") == {"mv-elsewhere", "mv-nowhere", "v1-at-home"}
+    assert await _listed(stack, "other-lead") == {"mv-elsewhere"}
+    async with stack.http("home-lead") as lead:
+        for outside in ["ZR01", other.code]:
+            assert (await lead.get("/api/refusals", params={"grid": outside})).status_code == 403
+
+
+def test_migration_keeps_recorded_refusals_with_their_grid(database_url: str, tmp_path: Path) -> None:
+    """Refusals recorded before migration 0014 stay listed for the leaders of the grid they were
+    filed under."""
+    settings = Settings.from_env(
+        {
+            "GRIDPATROL_ENV": "test",
+            "GRIDPATROL_DATA_DIR": str(tmp_path),
+            "GRIDPATROL_DATABASE_URL": database_url,
+        }
+    )
+    upgrade_to_head(settings)
+    command.downgrade(alembic_config(settings), "0013")
+    engine = create_engine(settings.database.sync_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO refusals (username, doc_id, grid_code, rule, reason_zh, reason_en, created_at) "
+                "VALUES ('vol1', 'old', 'ZR01', 'invalid_document', '旧', 'old', CURRENT_TIMESTAMP), "
+                "('root', 'older', NULL, 'reserved_id', '旧', 'old', CURRENT_TIMESTAMP)"
+            )
+        command.upgrade(alembic_config(settings), "head")
+        with Session(engine) as session:
+            query = select(Refusal.doc_id, RefusalArea.code).join(
+                RefusalArea, col(RefusalArea.refusal_id) == col(Refusal.id)
+            )
+            filed = session.exec(query).all()
+        assert [tuple(row) for row in filed] == [("old", "ZR01")]
+    finally:
+        engine.dispose()
