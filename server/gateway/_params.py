@@ -15,6 +15,7 @@ from server.gateway._errors import GatewayError
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_UUIDS",
+    "MIN_HEARTBEAT_MS",
     "all_docs_keys",
     "bulk_get_requests",
     "changes_doc_ids",
@@ -31,6 +32,9 @@ MAX_JSON_DEPTH = 64
 of ours, and past ~1,000 levels the decoder (and any recursive code after it) overflows the stack."""
 MAX_UUIDS = 1000
 """CouchDB's ``uuids/max_count``."""
+MIN_HEARTBEAT_MS = 100
+"""A shorter heartbeat is raised to this: one newline a millisecond, for a minute, is a busy loop
+a client could hold open many times over, and proxies need one every few seconds at most."""
 
 
 def _nesting_within(value: Any, limit: int) -> bool:
@@ -94,11 +98,11 @@ def timeout_seconds(params: Mapping[str, str], cap_s: float) -> float:
 
 def heartbeat_seconds(params: Mapping[str, str]) -> float | None:
     """A longpoll's ``heartbeat`` in seconds: ``true`` is CouchDB's default of 60 s, else
-    milliseconds. Never zero or less: that would send newlines in a busy loop."""
+    milliseconds (a positive number, as CouchDB wants it), at least ``MIN_HEARTBEAT_MS``."""
     if params.get("heartbeat") == "true":
         return 60.0
     heartbeat_ms = int_param(params, "heartbeat", minimum=1)
-    return None if heartbeat_ms is None else heartbeat_ms / 1000
+    return None if heartbeat_ms is None else max(heartbeat_ms, MIN_HEARTBEAT_MS) / 1000
 
 
 def _strings(value: Any) -> bool:
