@@ -5,6 +5,7 @@ Two rules make pulls over bad links work with unmodified PouchDB:
 * A page never looks like the end of the feed before it is: PouchDB stops at the first page with
   no results, so rows we hide (design documents, other micro-grids) never leave a page empty while
   a source still has rows.
+* A micro-grid user is listed the winning revision of a conflicted document only (``_listed_row``).
 * A page stops early once the documents and photos behind it pass a byte budget. PouchDB only
   moves its checkpoint when a whole page (batch) is stored, so a page that cannot cross a link
   between two cuts would be fetched again and again. ``last_seq`` stays honest, so the client just
@@ -87,6 +88,12 @@ class ChangesQuery:
             limit = int(params["limit"]) if params.get("limit") else None
         except ValueError as exc:
             raise GatewayError.bad_request("limit 必须是整数", "limit must be an integer") from exc
+        if params.get("descending", "false").lower() != "false":
+            # the feed is several databases' feeds one after the other: newest first has no meaning
+            # a client could page with, and answering oldest first would be silently wrong
+            raise GatewayError.bad_request(
+                "此数据库的变更不支持 descending", "descending is not supported on this database's changes"
+            )
         return cls(
             since=params.get("since"),
             limit=max(1, limit) if limit is not None else None,
@@ -152,7 +159,7 @@ async def changes_page(
                     spent += cost
                 view.runtime.doc_homes.remember(str(row["id"]), source.db)
                 listed.append(row.get("doc"))
-                shown = {**row, "seq": view.seqs.encode(positions)}
+                shown = {**_listed_row(view, source, row), "seq": view.seqs.encode(positions)}
                 if not query.include_docs:
                     shown.pop("doc", None)
                 results.append(shown)
@@ -174,6 +181,19 @@ def _shown(view: "VirtualDatabase", source: Source, row: Mapping[str, Any], quer
     if view.hidden(row["id"]) or (query.doc_ids is not None and row["id"] not in query.doc_ids):
         return False
     return view.visible(source, row.get("doc"))
+
+
+def _listed_row(view: "VirtualDatabase", source: Source, row: dict[str, Any]) -> dict[str, Any]:
+    """A micro-grid user is given a conflicted document's winning revision only: a losing branch
+    may lie in a micro-grid they cannot see, and a listed revision that ``_bulk_get`` then refuses
+    stops PouchDB's pull for good. The winner's visibility was decided; the branches are resolved
+    by the grid leader through the case API."""
+    doc = row.get("doc")
+    if not view.visibility.filters(source.grid) or len(row.get("changes") or ()) < 2:
+        return row
+    if not isinstance(doc, Mapping) or "_rev" not in doc:
+        return row
+    return {**row, "changes": [{"rev": doc["_rev"]}]}
 
 
 def _keep_listed(view: "VirtualDatabase", source: Source, docs: Sequence[Any]) -> None:

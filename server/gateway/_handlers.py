@@ -225,6 +225,9 @@ async def _changes(
     # checked before any work, so a bad value is a 400 and not an error inside a started stream
     timeout_s = timeout_seconds(params, _LONGPOLL_MAX_S)
     heartbeat_s = heartbeat_seconds(params)
+    if params.get("since") == "now":
+        # the feed's position when the request came, not at each wake-up of a longpoll
+        params = {**params, "since": str(vdb.seqs.encode((await vdb.positions_now())[0]))}
     if feed == "normal":
         return json_response(await vdb.changes(params, doc_ids, direct_filter))
     notifier = vdb.runtime.notifier()
@@ -258,7 +261,8 @@ async def _changes(
                 yield b"\n"
         yield _encoder.encode(page)
 
-    return Stream(content=wait_for_changes(), media_type="application/json")
+    # the route also takes POST, whose default status (201) Litestar would otherwise send
+    return Stream(content=wait_for_changes(), media_type="application/json", status_code=200)
 
 
 async def _endpoint(

@@ -5,11 +5,11 @@ the whole store holds. Sequence tokens are the gateway's own (see ``_seq``).
 """
 
 import asyncio
-import heapq
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.auth import Principal
+from server.gateway._all_docs import keyed_rows, ranged_rows
 from server.gateway._changes import ChangesQuery, DirectFilter, changes_page
 from server.gateway._errors import GatewayError
 from server.gateway._local import CouchLocalStore, LocalDocStore, LocalStore
@@ -317,12 +317,8 @@ class VirtualDatabase:
             query["include_docs"] = True
         skip = int_param(params, "skip") or 0
         limit = int_param(params, "limit")
-        if keys is None and limit is not None:
-            query["limit"] = skip + limit
-        answers = await asyncio.gather(
-            *(self.couch.all_docs(s.db, keys=keys, params=query) for s in self.sources)
-        )
         wants_docs = flag(params, "include_docs")
+        descending = flag(params, "descending")
 
         def shown(source: Source, row: dict[str, Any]) -> dict[str, Any] | None:
             if "error" in row or self.hidden(str(row.get("id", ""))):
@@ -334,27 +330,18 @@ class VirtualDatabase:
             return row
 
         if keys is not None:
-            rows: list[dict[str, Any]] = []
-            for position, key in enumerate(keys):
-                found = None
-                for source, answer in zip(self.sources, answers, strict=True):
-                    candidate = answer["rows"][position] if position < len(answer.get("rows", [])) else None
-                    if candidate is not None and candidate.get("key") == key:
-                        found = shown(source, candidate)
-                        if found is not None:
-                            break
-                rows.append(found or {"key": key, "error": "not_found"})
+            query.pop("descending", None)  # the order is the keys' own
+            answers = await asyncio.gather(
+                *(self.couch.all_docs(s.db, keys=keys, params=query) for s in self.sources)
+            )
+            rows = keyed_rows(keys, self.sources, answers, shown, descending=descending)
+            total = sum(int(a.get("total_rows", 0)) for a in answers)
         else:
-            descending = flag(params, "descending")
-            streams = [
-                [r for r in (shown(s, row) for row in a.get("rows", [])) if r is not None]
-                for s, a in zip(self.sources, answers, strict=True)
-            ]
-            merged = heapq.merge(*streams, key=lambda r: str(r["id"]), reverse=descending)
-            rows = list(merged)[skip:]
-            if limit is not None:
-                rows = rows[:limit]
-        total = sum(int(a.get("total_rows", 0)) for a in answers)
+            needed = None if limit is None else skip + limit
+            rows, total = await ranged_rows(
+                self.couch, self.sources, query, shown, needed=needed, descending=descending
+            )
+        rows = rows[skip:] if limit is None else rows[skip : skip + limit]
         body: dict[str, Any] = {"total_rows": total, "offset": skip, "rows": rows}
         if flag(params, "update_seq"):
             body["update_seq"] = self.seqs.encode((await self.positions_now())[0])
