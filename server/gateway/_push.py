@@ -179,7 +179,7 @@ class PushService:
         rows = [
             {"doc_id": doc_id, "rev": rev, "received_at": now, "username": self.principal.username}
             for doc_id, rev in revisions
-            if isinstance(doc_id, str) and isinstance(rev, str) and len(doc_id) <= 200 and len(rev) <= 200
+            if isinstance(doc_id, str) and isinstance(rev, str) and _fits(doc_id) and _fits(rev)
         ]
         if not rows:
             return
@@ -222,6 +222,11 @@ class PushService:
             }
             entries.append((values, filed_under(self.principal.grids, parent_of, where)))
         await record_refusals(self.runtime.sessions, self.runtime.settings.database.dialect, entries)
+
+
+def _fits(value: str) -> bool:
+    """Whether a receipt column takes it (PostgreSQL refuses NUL in text: the whole insert fails)."""
+    return len(value) <= 200 and "\x00" not in value
 
 
 _UNREADABLE = Refusal(
