@@ -9,7 +9,6 @@ import pytest
 
 from server.db.models import Role
 from tests.conftest import TabletFactory
-from tests.support import stack as stack_support
 from tests.support.docs import ZR01_POINT, hazard
 from tests.support.stack import Stack
 
@@ -20,20 +19,9 @@ DB = "/sync/field"
 
 async def _micro_user(stack: Stack) -> tuple[float, float]:
     """``micro1``: a volunteer of the micro-grid around ZR01_POINT; returns a point of another."""
-    index = stack.runtime.grids.index
-    assert index is not None
-    home = index.assign(*ZR01_POINT).micro_grid
-    assert home is not None
-    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
-    async with stack.http("root") as admin:
-        created = await admin.post(
-            "/api/users",
-            json={"username": "micro1", "password": "micro1-password", "role": "volunteer", "grids": [home]},
-        )
-        assert created.status_code == 201, created.text
-    stack.users["micro1"] = stack_support.TestUser("micro1", "micro1-password", Role.VOLUNTEER, (home,))
-    inner = other.geometry.representative_point()
-    return (inner.x, inner.y)
+    home, _, elsewhere = stack.micro_grids_of_zr01()
+    await stack.add_user("micro1", Role.VOLUNTEER, [home])
+    return elsewhere
 
 
 async def test_a_micro_grid_user_pulls_a_conflicted_document_whose_loser_they_cannot_see(

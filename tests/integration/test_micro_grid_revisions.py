@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from server.db.models import Role
-from tests.support import stack as stack_support
-from tests.support.docs import ZR01_POINT, hazard
+from tests.support.docs import hazard
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -20,21 +19,9 @@ _NEVER = "1-" + "0" * 32
 async def _micro_user(stack: Stack) -> tuple[float, float]:
     """Make ``micro1``, a volunteer of ZR01's micro-grid around ZR01_POINT; return a point of
     another micro-grid of ZR01."""
-    index = stack.runtime.grids.index
-    assert index is not None
-    home = index.assign(*ZR01_POINT).micro_grid
-    assert home is not None
-    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
-    inner = other.geometry.representative_point()
-    user = stack_support.TestUser("micro1", "micro1-password", Role.VOLUNTEER, (home,))
-    async with stack.http("root") as admin:
-        created = await admin.post(
-            "/api/users",
-            json={"username": user.username, "password": user.password, "role": "volunteer", "grids": [home]},
-        )
-        assert created.status_code == 201, created.text
-    stack.users[user.username] = user
-    return inner.x, inner.y
+    home, _, elsewhere = stack.micro_grids_of_zr01()
+    await stack.add_user("micro1", Role.VOLUNTEER, [home])
+    return elsewhere
 
 
 def _not_found(answer: Any) -> dict[str, Any]:

@@ -5,8 +5,7 @@ import pytest
 
 from server.db.models import Role
 from tests.conftest import TabletFactory
-from tests.support import stack as stack_support
-from tests.support.docs import ZR01_POINT, hazard
+from tests.support.docs import hazard
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -15,22 +14,8 @@ pytestmark = pytest.mark.integration
 async def test_micro_grid_volunteer_sees_and_writes_only_their_micro_grid(
     stack: Stack, tablet_factory: TabletFactory
 ) -> None:
-    index = stack.runtime.grids.index
-    assert index is not None
-    home = index.assign(*ZR01_POINT).micro_grid
-    assert home is not None
-    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
-    inner = other.geometry.representative_point()
-    other_point = (inner.x, inner.y)
-
-    user = stack_support.TestUser("micro1", "micro1-password", Role.VOLUNTEER, (home,))
-    async with stack.http("root") as admin:
-        created = await admin.post(
-            "/api/users",
-            json={"username": user.username, "password": user.password, "role": "volunteer", "grids": [home]},
-        )
-        assert created.status_code == 201, created.text
-    stack.users[user.username] = user
+    home, other_code, other_point = stack.micro_grids_of_zr01()
+    await stack.add_user("micro1", Role.VOLUNTEER, [home])
 
     colleague = await tablet_factory("vol1")
     await colleague.put(hazard("vol1", doc_id="in-home-micro", accuracy_m=1.0))
@@ -43,7 +28,7 @@ async def test_micro_grid_volunteer_sees_and_writes_only_their_micro_grid(
     pushed = await tablet.push()
     assert pushed["docs_written"] == 1
     assert pushed["doc_write_failures"] == 1
-    assert other.code in pushed["errors"][0]["message"]
+    assert other_code in pushed["errors"][0]["message"]
 
     assert (await tablet.pull())["ok"] is True
     ids = {row["id"] for row in (await tablet.call("all_docs"))["rows"]}
@@ -60,24 +45,9 @@ async def test_micro_grid_volunteer_sees_and_writes_only_their_micro_grid(
 
 
 async def test_a_micro_grid_leader_cannot_change_what_they_cannot_see(stack: Stack) -> None:
-    index = stack.runtime.grids.index
-    assert index is not None
-    home = index.assign(*ZR01_POINT).micro_grid
-    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
-    inner = other.geometry.representative_point()
-    async with stack.http("root") as admin:
-        created = await admin.post(
-            "/api/users",
-            json={
-                "username": "microlead",
-                "password": "microlead-pw",
-                "role": "grid_leader",
-                "grids": [home],
-            },
-        )
-        assert created.status_code == 201, created.text
-    stack.users["microlead"] = stack_support.TestUser("microlead", "microlead-pw", Role.GRID_LEADER, (home,))
-    theirs = hazard("vol1", doc_id="in-other-micro", point=(inner.x, inner.y), accuracy_m=1.0, photo=False)
+    home, _, elsewhere = stack.micro_grids_of_zr01()
+    await stack.add_user("microlead", Role.GRID_LEADER, [home])
+    theirs = hazard("vol1", doc_id="in-other-micro", point=elsewhere, accuracy_m=1.0, photo=False)
     async with stack.http("vol1") as vol1:
         assert (await vol1.put("/sync/field/in-other-micro", json=theirs)).status_code == 201
     async with stack.http("microlead") as leader:

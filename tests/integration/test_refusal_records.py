@@ -15,24 +15,13 @@ from sqlmodel import Session, col, select
 from server.db.migrate import alembic_config, upgrade_to_head
 from server.db.models import Refusal, RefusalArea, Role
 from server.settings import Settings
-from tests.support import stack as stack_support
-from tests.support.docs import ZR01_POINT, ZR02_POINT, hazard
+from tests.support.docs import ZR02_POINT, hazard
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 DB = "/sync/field"
 LENGTH = {c.name: getattr(c.type, "length", None) for c in Refusal.__table__.c}  # type: ignore[attr-defined]
-
-
-async def _add_user(stack: Stack, username: str, role: Role, grids: list[str]) -> None:
-    password = f"{username}-password"
-    async with stack.http("root") as admin:
-        created = await admin.post(
-            "/api/users", json={"username": username, "password": password, "role": role, "grids": grids}
-        )
-        assert created.status_code == 201, created.text
-    stack.users[username] = stack_support.TestUser(username, password, role, tuple(grids))
 
 
 async def _listed(stack: Stack, leader: str, **params: str) -> set[str]:
@@ -88,7 +77,7 @@ async def test_refusals_with_long_or_unstorable_values_are_recorded(stack: Stack
 async def test_refusals_reach_the_leaders_of_the_author_and_of_where_the_document_lies(
     stack: Stack,
 ) -> None:
-    await _add_user(stack, "vol12", Role.VOLUNTEER, ["ZR01", "ZR02"])
+    await stack.add_user("vol12", Role.VOLUNTEER, ["ZR01", "ZR02"])
     in_zr02 = {"point": ZR02_POINT, "concern": "99-99", "photo": False}
     await _push(stack, "vol12", [hazard("vol12", doc_id="by-vol12-in-zr02", **in_zr02)])
     await _push(stack, "coord", [hazard("coord", doc_id="by-coord-in-zr02", **in_zr02)])
@@ -112,16 +101,10 @@ async def test_refusals_reach_the_leaders_of_the_author_and_of_where_the_documen
 
 
 async def test_micro_grid_leaders_see_their_micro_grids_refusals_only(stack: Stack) -> None:
-    index = stack.runtime.grids.index
-    assert index is not None
-    home = index.assign(*ZR01_POINT).micro_grid
-    assert home is not None
-    other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
-    inner = other.geometry.representative_point()
-    other_point = (inner.x, inner.y)
-    await _add_user(stack, "micro-vol", Role.VOLUNTEER, [home])
-    await _add_user(stack, "home-lead", Role.GRID_LEADER, [home])
-    await _add_user(stack, "other-lead", Role.GRID_LEADER, [other.code])
+    home, other_code, other_point = stack.micro_grids_of_zr01()
+    await stack.add_user("micro-vol", Role.VOLUNTEER, [home])
+    await stack.add_user("home-lead", Role.GRID_LEADER, [home])
+    await stack.add_user("other-lead", Role.GRID_LEADER, [other_code])
 
     await _push(
         stack, "micro-vol", [hazard("micro-vol", doc_id="mv-elsewhere", point=other_point, accuracy_m=1.0)]
@@ -134,12 +117,12 @@ async def test_micro_grid_leaders_see_their_micro_grids_refusals_only(stack: Sta
     assert await _listed(stack, "lead1") == everything
     # a grid's leader narrows the list to one of its micro-grids
     assert await _listed(stack, "lead1", grid=home) == {"mv-elsewhere", "mv-nowhere", "v1-at-home"}
-    assert await _listed(stack, "lead1", grid=other.code) == {"mv-elsewhere"}
+    assert await _listed(stack, "lead1", grid=other_code) == {"mv-elsewhere"}
     # a micro-grid's leader: their micro-grid's people and documents, not the whole grid's
     assert await _listed(stack, "home-lead") == {"mv-elsewhere", "mv-nowhere", "v1-at-home"}
     assert await _listed(stack, "other-lead") == {"mv-elsewhere"}
     async with stack.http("home-lead") as lead:
-        for outside in ["ZR01", other.code]:
+        for outside in ["ZR01", other_code]:
             assert (await lead.get("/api/refusals", params={"grid": outside})).status_code == 403
 
 

@@ -22,6 +22,7 @@ from server.provision import setup, upsert_user
 from server.runtime import Runtime
 from server.settings import Settings
 from sync.worker import ChangeFollower
+from tests.support.docs import ZR01_POINT
 from tests.support.served import ThreadedServer
 
 __all__ = [
@@ -148,6 +149,30 @@ class Stack:
     def http(self, username: str | None = None) -> httpx.AsyncClient:
         auth = self.auth(username) if username else None
         return httpx.AsyncClient(base_url=self.app.url, auth=auth, timeout=30)
+
+    async def add_user(self, username: str, role: Role, grids: Sequence[str] = ()) -> TestUser:
+        """A user created through the admin API (password ``<username>-password``), usable with
+        ``http(username)`` and tablets afterwards."""
+        user = TestUser(username, f"{username}-password", role, tuple(grids))
+        async with self.http("root") as admin:
+            created = await admin.post(
+                "/api/users",
+                json={"username": username, "password": user.password, "role": role, "grids": list(grids)},
+            )
+            assert created.status_code == 201, created.text
+        self.users[username] = user
+        return user
+
+    def micro_grids_of_zr01(self) -> tuple[str, str, tuple[float, float]]:
+        """The micro-grid of ZR01 around ``ZR01_POINT``, another micro-grid of ZR01 and a WGS-84
+        point inside that other one."""
+        index = self.runtime.grids.index
+        assert index is not None
+        home = index.assign(*ZR01_POINT).micro_grid
+        assert home is not None
+        other = next(a for a in index.by_code.values() if a.parent == "ZR01" and a.code != home)
+        inner = other.geometry.representative_point()
+        return home, other.code, (inner.x, inner.y)
 
     async def run_worker(self) -> dict[str, int]:
         stats = await ChangeFollower(self.runtime).run_once()
