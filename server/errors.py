@@ -78,6 +78,13 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return Response(_body("http_error", zh, str(exc.detail)), status_code=exc.status_code)
 
 
+def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    # Litestar's JSON decoder recurses: a body nested a thousand levels deep ends here, not in a 500
+    return Response(
+        _body("bad_request", "请求体嵌套过深", "the request body is nested too deeply"), status_code=400
+    )
+
+
 COUCH_UNAVAILABLE_REASON = ("文档库暂时不可用，请稍后重试", "the document store is unavailable, retry later")
 """The reason of every 503 for an unreachable CouchDB, from the case API and the sync gateway alike."""
 RETRY_AFTER = {"Retry-After": str(SQL_RETRY_AFTER_S)}
@@ -115,4 +122,5 @@ exception_handlers: dict[Any, Any] = {
     AuthFailure: _auth_failure,
     ValidationException: _validation,
     HTTPException: _http,
+    RecursionError: _too_deep,
 }

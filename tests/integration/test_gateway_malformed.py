@@ -79,3 +79,13 @@ async def test_bodies_of_the_wrong_shape_are_a_400(stack: Stack) -> None:
             _assert_bad_request(await client.post(f"{DB}/_revs_diff", json=revs), "_revs_diff")
         answer = await client.post(f"{DB}/_revs_diff", json={"never-was": ["1-abc"]})
         assert answer.json() == {"never-was": {"missing": ["1-abc"]}}
+
+
+async def test_a_body_nested_too_deep_for_the_api_is_a_400(stack: Stack) -> None:
+    async with stack.http() as client:
+        for path in ("/api/auth/token", "/api/users"):
+            answer = await client.post(
+                path, content=_nested(5000), headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+            assert answer.json()["error"] == "bad_request" and "嵌套" in answer.json()["reason"]
