@@ -53,11 +53,12 @@ class PushService:
         self, docs: list[dict[str, Any]], *, new_edits: bool, device_hint: str | None
     ) -> list[dict[str, Any]]:
         decisions: list[Placement | Refusal]
+        located: Mapping[int, Assignment] = {}
         if len(self.sources) == 1 and self.sources[0].lane is Lane.DIRECT:
             # An admin writing to a real database: CouchDB's own rules (validate_doc_update) decide.
             decisions = [Placement(self.sources[0])] * len(docs)
         else:
-            decisions = await self._decide(docs)
+            decisions, located = await self._decide(docs)
 
         groups: dict[str, list[int]] = defaultdict(list)
         for index, decision in enumerate(decisions):
@@ -93,7 +94,7 @@ class PushService:
         if new_edits and backend:
             await self._stamp([(a.get("id"), a.get("rev")) for a in backend.values() if "error" not in a])
 
-        refusals = [(docs[i], d) for i, d in enumerate(decisions) if isinstance(d, Refusal)]
+        refusals = [(docs[i], d, located.get(i)) for i, d in enumerate(decisions) if isinstance(d, Refusal)]
         if refusals:
             await self._record(refusals, device_hint)
 
@@ -109,7 +110,10 @@ class PushService:
                 response.append(backend[index])
         return response
 
-    async def _decide(self, docs: list[dict[str, Any]]) -> list[Placement | Refusal]:
+    async def _decide(
+        self, docs: list[dict[str, Any]]
+    ) -> tuple[list[Placement | Refusal], dict[int, Assignment]]:
+        """Each document's decision, and where each located one lies (by position)."""
         ids = list(dict.fromkeys(str(d["_id"]) for d in docs))
         stored = await stored_docs(self.runtime, self.sources, ids, reuse=True) if ids else {}
         located = locate_batch(docs, self.context.grid_index)
@@ -121,7 +125,7 @@ class PushService:
         for position, (doc, decision) in enumerate(zip(docs, decisions, strict=True)):
             if isinstance(decision, Placement) and doc.get("_deleted") and not self.principal.is_admin:
                 docs[position] = _tombstone(doc)
-        return decisions
+        return decisions, located
 
     def _decide_one(
         self,
@@ -197,15 +201,15 @@ class PushService:
             log.warning("receipts of %d revisions not recorded: %s", len(rows), exc)
 
     async def _record(
-        self, refusals: Sequence[tuple[Mapping[str, Any], Refusal]], device_hint: str | None
+        self,
+        refusals: Sequence[tuple[Mapping[str, Any], Refusal, Assignment | None]],
+        device_hint: str | None,
     ) -> None:
-        # Where each refused document lies, for the leaders of that place: a pass of its own over
-        # the refused documents only (rare), the rules having placed the batch already.
-        located = locate_batch([doc for doc, _ in refusals], self.context.grid_index)
+        """Each refusal with where its document lies (as the batch was located), for the leaders of
+        that place and of the author's scope."""
         parent_of = self.runtime.grids.parent_of
         entries = []
-        for position, (doc, refusal) in enumerate(refusals):
-            where = located.get(position)
+        for doc, refusal, where in refusals:
             device = doc.get("device_id") if isinstance(doc.get("device_id"), str) else device_hint
             values = {
                 "username": self.principal.username,
