@@ -1,6 +1,7 @@
 """The gateway's per-document push decisions, without any I/O."""
 
 import base64
+from typing import Any
 
 import pytest
 from shapely.geometry.base import BaseGeometry
@@ -213,12 +214,18 @@ def _micro_point(code: str) -> tuple[float, float]:
     return (inner.x, inner.y)
 
 
-def test_user_scoped_to_micro_grids_creates_findings_only_there() -> None:
+def _micro_grids() -> tuple[str, str]:
+    """ZR01's micro-grid around ZR01_POINT, and another of ZR01."""
     home = INDEX.assign(*ZR01_POINT).micro_grid
     assert home is not None
     other = next(a.code for a in INDEX.by_code.values() if a.parent == "ZR01" and a.code != home)
-    principal = Principal(id=1, username="vol1", role=Role.VOLUNTEER, grids=(home,))
-    ctx = PushContext(
+    return home, other
+
+
+def _micro_ctx(username: str, role: Role, home: str, **options: Any) -> PushContext:
+    """The context of a user whose scope is the micro-grid ``home`` of ZR01."""
+    principal = Principal(id=1, username=username, role=role, grids=(home,))
+    return PushContext(
         principal,
         [REF, ZR01],
         INDEX,
@@ -226,7 +233,13 @@ def test_user_scoped_to_micro_grids_creates_findings_only_there() -> None:
         max_attachment_bytes=8192,
         couch=COUCH,
         micro_limits={"ZR01": frozenset({home})},
+        **options,
     )
+
+
+def test_user_scoped_to_micro_grids_creates_findings_only_there() -> None:
+    home, other = _micro_grids()
+    ctx = _micro_ctx("vol1", Role.VOLUNTEER, home)
     assert decide_push(hazard("vol1", accuracy_m=1.0), None, None, ctx) == Placement(ZR01)
     refused = decide_push(hazard("vol1", point=_micro_point(other), accuracy_m=1.0), None, None, ctx)
     assert isinstance(refused, Refusal)
@@ -338,25 +351,13 @@ def _point_just_across(home: BaseGeometry, other: BaseGeometry) -> tuple[float, 
 
 
 def test_what_a_micro_grid_user_cannot_see_they_cannot_change() -> None:
-    home = INDEX.assign(*ZR01_POINT).micro_grid
-    assert home is not None
-    other = next(a.code for a in INDEX.by_code.values() if a.parent == "ZR01" and a.code != home)
-    principal = Principal(id=1, username="lead1", role=Role.GRID_LEADER, grids=(home,))
+    home, other = _micro_grids()
     stored_elsewhere = hazard("vol1", point=_micro_point(other), accuracy_m=1.0, doc_id="theirs")
 
     def visible(grid: str | None, doc: object) -> bool:
         return doc is not stored_elsewhere
 
-    ctx = PushContext(
-        principal,
-        [REF, ZR01],
-        INDEX,
-        load_taxonomy(),
-        max_attachment_bytes=8192,
-        couch=COUCH,
-        micro_limits={"ZR01": frozenset({home})},
-        visible=visible,
-    )
+    ctx = _micro_ctx("lead1", Role.GRID_LEADER, home, visible=visible)
     for incoming in (dict(stored_elsewhere, note="改写"), {"_id": "theirs", "_rev": "2-x", "_deleted": True}):
         refused = decide_push(incoming, stored_elsewhere, ZR01, ctx)
         assert isinstance(refused, Refusal) and (refused.rule, refused.field) == ("outside_scope", "_id")
