@@ -45,7 +45,10 @@ SCOPE_TOLERANCE_M = 100.0
 """The most of a document's claimed GNSS accuracy that counts when its point is checked against the
 user's grids: a fix just across a boundary is given the benefit of the doubt, a claimed accuracy
 of 100 km does not make every grid the user's (the worker still sees the accuracy as given)."""
-_ALWAYS_VISIBLE: Callable[[str | None, Mapping[str, Any] | None], bool] = lambda grid, doc: True  # noqa: E731
+
+
+def _always_visible(grid: str | None, doc: Mapping[str, Any] | None) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class PushContext:
     couch: CouchSettings
     micro_limits: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Grid → the only micro-grids the user works in there (grids they hold whole are absent)."""
-    visible: Callable[[str | None, Mapping[str, Any] | None], bool] = _ALWAYS_VISIBLE
+    visible: Callable[[str | None, Mapping[str, Any] | None], bool] = _always_visible
     """Whether the user may see a stored document of a grid (``Visibility.visible``): what they
     cannot see, they cannot change either."""
 
