@@ -7,6 +7,8 @@ document id) made the INSERT fail, the whole batch would answer 500, the refusal
 PouchDB would send the batch again forever: so nothing a client sends reaches SQL unfitted.
 """
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -16,12 +18,14 @@ from geo import Assignment
 from server.db import SessionMaker, upsert_insert
 from server.db.models import Refusal, RefusalArea
 
-__all__ = ["filed_under", "fit_refusal", "record_refusals"]
+__all__ = ["filed_under", "fingerprint", "fit_refusal", "record_refusals"]
 
 _REFUSALS: Table = Refusal.__table__  # type: ignore[attr-defined]
 _AREAS: Table = RefusalArea.__table__  # type: ignore[attr-defined]
-_KEY = ("username", "doc_id", "rev", "rule")
-"""The columns of ``uq_refusal``: a refusal sent again is the same row."""
+_SAME_REFUSAL = ("username", "doc_id", "rev", "rule", "field", "reason_en")
+"""What a refusal sent again repeats. With a revision, the revision names the content; without one
+(a document posted with ``new_edits`` true, never stored), the field and the reason do: an edited
+document refused for another value is a new refusal, the same one sent again is not."""
 
 
 def _fit(table: Table, column: str, value: str | None) -> str | None:
@@ -40,6 +44,12 @@ def _fit(table: Table, column: str, value: str | None) -> str | None:
 def fit_refusal(values: Mapping[str, str | None]) -> dict[str, str | None]:
     """A ``refusals`` row from these column values, every one fitted to its column."""
     return {column: _fit(_REFUSALS, column, value) for column, value in values.items()}
+
+
+def fingerprint(row: Mapping[str, str | None]) -> str:
+    """The same for a refusal and for that refusal sent again (a row's fitted values)."""
+    same = [row.get(column) or "" for column in _SAME_REFUSAL]
+    return hashlib.sha256(json.dumps(same, ensure_ascii=False).encode()).hexdigest()
 
 
 def filed_under(
@@ -68,21 +78,23 @@ async def record_refusals(
     A refusal already recorded (the same push sent again) keeps its row and its areas.
     """
     rows = [fit_refusal(values) for values, _ in refusals]
-    areas: dict[tuple[str | None, ...], set[str]] = defaultdict(set)
+    for row in rows:
+        row["fingerprint"] = fingerprint(row)
+    areas: dict[str | None, set[str]] = defaultdict(set)
     for row, (_, codes) in zip(rows, refusals, strict=True):
-        areas[tuple(row.get(k) for k in _KEY)].update(codes)
+        areas[row["fingerprint"]].update(codes)
     statement = (
         upsert_insert(dialect, _REFUSALS)
         .values(rows)
         .on_conflict_do_nothing()
-        .returning(_REFUSALS.c.id, *(_REFUSALS.c[k] for k in _KEY))
+        .returning(_REFUSALS.c.id, _REFUSALS.c.fingerprint)
     )
     async with sessions() as session:
         inserted = (await session.exec(statement)).all()
         filed = [
             {"refusal_id": refusal_id, "code": code}
-            for refusal_id, *key in inserted
-            for code in sorted(areas[tuple(key)])
+            for refusal_id, key in inserted
+            for code in sorted(areas[key])
         ]
         if filed:
             await session.exec(upsert_insert(dialect, _AREAS).on_conflict_do_nothing(), params=filed)

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlmodel import Session, col, select
 
 from server.db.migrate import alembic_config, upgrade_to_head
 from server.db.models import Refusal, RefusalArea, Role
+from server.refusals import fingerprint
 from server.settings import Settings
 from tests.support.docs import ZR02_POINT, hazard
 from tests.support.stack import Stack
@@ -72,6 +73,36 @@ async def test_refusals_with_long_or_unstorable_values_are_recorded(stack: Stack
     await _push(stack, "vol1", [long_device, long_name, nul])
     async with stack.runtime.sessions() as session:
         assert len((await session.exec(select(Refusal.id))).all()) == 4
+
+
+async def test_a_document_pushed_without_a_revision_is_recorded_once_however_often_it_is_sent(
+    stack: Stack,
+) -> None:
+    """Without ``_rev`` (a client posting with ``new_edits`` true) nothing names the content but the
+    refusal itself: the same refusal sent again, by ``_bulk_docs`` or by PUT, is one row; the same
+    document refused for another value after an edit is a second one."""
+    unknown_concern = hazard("vol1", photo=False, doc_id="no-rev", concern="99-99")
+    unknown_concern.pop("_rev", None)
+    for _ in range(3):
+        answered = await _push(stack, "vol1", [unknown_concern])
+        assert answered[0]["error"] == "forbidden"
+    async with stack.http("vol1") as vol1:
+        put = await vol1.put(f"{DB}/no-rev", json=unknown_concern)
+        assert put.status_code == 403, put.text
+        assert put.json()["error"] == "forbidden"
+    edited = {**unknown_concern, "concern_code": "98-98"}
+    await _push(stack, "vol1", [edited])
+    await _push(stack, "vol1", [edited])
+
+    async with stack.runtime.sessions() as session:
+        rows = (await session.exec(select(Refusal).where(Refusal.doc_id == "no-rev"))).all()
+    assert len(rows) == 2, [(r.rule, r.field) for r in rows]
+    assert all(r.rev is None for r in rows)
+    assert {r.field for r in rows} == {"concern_code"}
+    assert ["98-98" in r.reason_en for r in rows] == [False, True]
+    async with stack.http("lead1") as lead1:
+        listed = (await lead1.get("/api/refusals")).json()["data"]
+    assert [r["doc_id"] for r in listed].count("no-rev") == 2
 
 
 async def test_refusals_reach_the_leaders_of_the_author_and_of_where_the_document_lies(
@@ -153,5 +184,57 @@ def test_migration_keeps_recorded_refusals_with_their_grid(database_url: str, tm
             )
             filed = session.exec(query).all()
         assert [tuple(row) for row in filed] == [("old", "ZR01")]
+    finally:
+        engine.dispose()
+
+
+def test_migration_keeps_one_row_of_refusals_recorded_on_every_retry(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Before migration 0015 a refusal without a revision was recorded again on each retry: the
+    first copy stays, filed under every area any copy was, with the fingerprint the gateway gives a
+    retry of it."""
+    settings = Settings.from_env(
+        {
+            "GRIDPATROL_ENV": "test",
+            "GRIDPATROL_DATA_DIR": str(tmp_path),
+            "GRIDPATROL_DATABASE_URL": database_url,
+        }
+    )
+    upgrade_to_head(settings)
+    command.downgrade(alembic_config(settings), "0014")
+    engine = create_engine(settings.database.sync_url)
+    insert = text(
+        "INSERT INTO refusals (username, doc_id, grid_code, rule, field, reason_zh, reason_en, created_at) "
+        "VALUES (:user, 'retried', 'ZR01', 'unknown_concern', 'concern', '旧', :reason, CURRENT_TIMESTAMP)"
+    )
+    file_under = text("INSERT INTO refusal_areas (refusal_id, code) VALUES (:id, :code)")
+    try:
+        with engine.begin() as connection:
+            ids = []
+            for user, reason, code in [
+                ("vol1", "unknown concern", "ZR01"),
+                ("vol1", "unknown concern", "ZR01-01"),
+                ("vol1", "unknown concern", "ZR01"),
+                ("vol1", "another reason", "ZR01"),
+                ("vol2", "unknown concern", "ZR02"),
+            ]:
+                connection.execute(insert, {"user": user, "reason": reason})
+                ids.append(connection.execute(text("SELECT max(id) FROM refusals")).scalar_one())
+                connection.execute(file_under, {"id": ids[-1], "code": code})
+        command.upgrade(alembic_config(settings), "head")
+        with Session(engine) as session:
+            kept = session.exec(
+                select(Refusal.id, Refusal.username, Refusal.reason_en).order_by(col(Refusal.id))
+            )
+            assert [tuple(row) for row in kept.all()] == [
+                (ids[0], "vol1", "unknown concern"),
+                (ids[3], "vol1", "another reason"),
+                (ids[4], "vol2", "unknown concern"),
+            ]
+            areas = session.exec(select(RefusalArea.code).where(RefusalArea.refusal_id == ids[0])).all()
+            assert sorted(areas) == ["ZR01", "ZR01-01"]
+            for row in session.exec(select(Refusal)).all():
+                assert row.fingerprint == fingerprint(row.model_dump())
     finally:
         engine.dispose()

@@ -5,7 +5,7 @@ import pytest
 
 from geo import Assignment, AssignmentStatus
 from server.db.models import Refusal
-from server.refusals import filed_under, fit_refusal
+from server.refusals import filed_under, fingerprint, fit_refusal
 
 pytestmark = pytest.mark.unit
 
@@ -14,7 +14,7 @@ PARENT_OF = {"ZR01-01": "ZR01", "ZR01-02": "ZR01", "ZR02-01": "ZR02"}
 
 def test_every_bounded_column_is_cut_to_its_own_length() -> None:
     table = Refusal.__table__  # type: ignore[attr-defined]
-    columns = [c.name for c in table.c if c.name not in {"id", "created_at"}]
+    columns = [c.name for c in table.c if c.name not in {"id", "created_at", "fingerprint"}]
     row = fit_refusal(dict.fromkeys(columns, "长" * 5000))
     for name in columns:
         length = table.c[name].type.length
@@ -38,3 +38,19 @@ def test_a_refusal_is_filed_under_its_authors_scope_and_where_the_document_lies(
     near = Assignment(AssignmentStatus.AMBIGUOUS, "ZR01", "ZR01-01", candidates=("ZR01", "ZR02"))
     assert filed_under((), PARENT_OF, near) == {"ZR01", "ZR01-01", "ZR02"}
     assert filed_under(("Z" * 40,), PARENT_OF, None) == {"Z" * 32}
+
+
+def test_a_refusal_sent_again_has_the_same_fingerprint_and_another_refusal_another() -> None:
+    refusal = {"username": "vol1", "doc_id": "d1", "rev": None, "rule": "unknown_concern", "field": "concern"}
+    first = fingerprint({**refusal, "reason_en": "unknown concern 99-99", "device_id": "tab-1"})
+    # the device and where the document lies are not what makes it another refusal
+    assert fingerprint({**refusal, "reason_en": "unknown concern 99-99", "grid_code": "ZR01"}) == first
+    assert len(first) == Refusal.__table__.c.fingerprint.type.length  # type: ignore[attr-defined]
+    for other in [
+        {"reason_en": "unknown concern 98-98"},
+        {"field": "lat"},
+        {"rev": "1-abc"},
+        {"username": "vol2"},
+        {"rule": "outside_scope"},
+    ]:
+        assert fingerprint({**refusal, "reason_en": "unknown concern 99-99", **other}) != first, other

@@ -3,7 +3,7 @@ documents."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.db.models._common import utc_field
@@ -29,9 +29,16 @@ class Refusal(SQLModel, table=True):
     """
 
     __tablename__ = "refusals"
-    __table_args__ = (UniqueConstraint("username", "doc_id", "rev", "rule", name="uq_refusal"),)
+    __table_args__ = (
+        UniqueConstraint("username", "doc_id", "rev", "rule", name="uq_refusal"),
+        Index("uq_refusal_fingerprint", "fingerprint", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    """What makes a refusal the same one when it is sent again (see ``server.refusals``). A document
+    pushed without ``_rev`` has no revision to tell its retries apart, and SQL's unique constraints
+    treat NULLs as distinct, so ``uq_refusal`` alone would record such a refusal on every retry."""
     username: str = Field(max_length=64, index=True)
     device_id: str | None = Field(default=None, max_length=200)
     doc_id: str = Field(max_length=200)
