@@ -8,10 +8,16 @@ on fresh databases, run direct, through a pass-through proxy on the gateway's ow
 httpx, no logic: the cost of the Python hop alone, see ``bench._passthrough``) and through the
 gateway, the three taking turns to go first; the ratio is the median of the rounds' ratios.
 
-``--own-core`` runs the Python hop (proxy or gateway, with this process) on one CPU and the node
-processes (pouchdb-server and the tablets) on the other, on every path alike: the layout of a
-deployment, where the gateway does not take CPU from the CouchDB server or the tablet. The node side
-then has one CPU on the direct path too, so this figure complements the default one, never replaces it.
+``--layout`` pins the processes to CPUs, on every path alike (default ``shared``: none pinned):
+
+- ``own-core`` (also ``--own-core``): the Python hop (proxy or gateway, with this process) on one
+  CPU, pouchdb-server and the tablets on the other. The gateway takes no CPU from the CouchDB server
+  or the tablet, but the node side then has one CPU on the direct path too.
+- ``tablet-apart``: the tablets on one CPU, pouchdb-server and the Python hop on the other. The
+  tablet is a device of its own, as in the field, and the gateway shares the server's one CPU with
+  CouchDB: its CPU counts in full against a direct path that has a CPU for each side.
+
+These figures complement the default one, never replace it.
 """
 
 import argparse
@@ -22,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import emit, machine, parse_args
@@ -37,8 +44,24 @@ TARGET_RATIO = 1.3
 ROUNDS, QUICK_ROUNDS = 6, 3
 """Each path goes first in a third of the rounds; the median of the rounds' ratios is reported (on
 this shared host one round swings by a third)."""
-HOP_CPUS, NODE_CPUS = {1}, {0}
-"""``--own-core``: this process (and the proxy's and gateway's threads) / pouchdb-server and tablets."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which CPUs each side runs on (None: wherever the scheduler puts it)."""
+
+    hop: set[int] | None
+    """This process, and with it the proxy's, the gateway's and SQLite's threads."""
+    couch: set[int] | None
+    tablets: set[int] | None
+    text: str
+
+
+LAYOUTS = {
+    "shared": Layout(None, None, None, "every process on every CPU"),
+    "own-core": Layout({1}, {0}, {0}, "Python hop on CPU 1, pouchdb-server and tablets on CPU 0"),
+    "tablet-apart": Layout({1}, {1}, {0}, "tablets on CPU 0, pouchdb-server and the Python hop on CPU 1"),
+}
 
 
 @contextmanager
@@ -58,16 +81,21 @@ def _spawning_on(cpus: set[int] | None) -> Iterator[None]:
 
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--layout", choices=sorted(LAYOUTS), default="shared", help="which CPUs each side runs on"
+    )
+    parser.add_argument(
         "--own-core",
-        action="store_true",
-        help="the Python hop on one CPU, pouchdb-server and the tablets on the other (every path)",
+        dest="layout",
+        action="store_const",
+        const="own-core",
+        help="the same as --layout own-core",
     )
 
 
 async def _push_then_pull(
-    url: str, user: str, password: str, docs: list[dict[str, object]], node_cpus: set[int] | None
+    url: str, user: str, password: str, docs: list[dict[str, object]], tablet_cpus: set[int] | None
 ) -> tuple[float, float]:
-    with _spawning_on(node_cpus):
+    with _spawning_on(tablet_cpus):
         writer = await Tablet.open(url, username=user, password=password)
         reader = await Tablet.open(url, username=user, password=password)
     try:
@@ -92,7 +120,7 @@ PATHS = ("direct", "proxy", "gateway")
 
 
 async def _round(
-    folder: Path, couch: LocalCouch, docs: list[dict[str, object]], n: int, node_cpus: set[int] | None
+    folder: Path, couch: LocalCouch, docs: list[dict[str, object]], n: int, tablet_cpus: set[int] | None
 ) -> dict[str, float]:
     """One round: fresh databases on every path (a new prefix for the stack's grid databases).
 
@@ -114,7 +142,7 @@ async def _round(
         for path in order:
             if path == "gateway":
                 timings[path] = await _push_then_pull(
-                    stack.sync_url(), "vol1", "vol1-password", docs, node_cpus
+                    stack.sync_url(), "vol1", "vol1-password", docs, tablet_cpus
                 )
                 for db in await server.request("GET", "/_all_dbs"):
                     if str(db).startswith(f"r{n}_"):
@@ -123,7 +151,7 @@ async def _round(
             db = f"bench_{path}_{n}"
             await server.create_db(db)
             url = couch.url if path == "direct" else proxy.url
-            timings[path] = await _push_then_pull(f"{url}/{db}", *COUCH_ADMIN, docs, node_cpus)
+            timings[path] = await _push_then_pull(f"{url}/{db}", *COUCH_ADMIN, docs, tablet_cpus)
             await server.delete_db(db)
     finally:
         proxy.stop()
@@ -145,12 +173,13 @@ async def _round(
 
 async def main() -> None:
     args = parse_args(__doc__ or "", _options)
-    node_cpus = NODE_CPUS if args.own_core else None
-    if args.own_core:
-        if not os.sched_getaffinity(0) >= HOP_CPUS | NODE_CPUS:
-            raise SystemExit(f"--own-core needs CPUs {sorted(HOP_CPUS | NODE_CPUS)}")
+    layout = LAYOUTS[args.layout]
+    needed = set().union(*(cpus for cpus in (layout.hop, layout.couch, layout.tablets) if cpus))
+    if not os.sched_getaffinity(0) >= needed:
+        raise SystemExit(f"--layout {args.layout} needs CPUs {sorted(needed)}")
+    if layout.hop is not None:
         # threads started from here on (the proxy's, the gateway's, SQLite's) inherit these CPUs
-        os.sched_setaffinity(0, HOP_CPUS)
+        os.sched_setaffinity(0, layout.hop)
     count, photos = QUICK if args.quick else FULL
     rounds_to_run = QUICK_ROUNDS if args.quick else ROUNDS
     docs = field_docs(count, photos, photo_side=PHOTO_SIDE_FOR_300KB)
@@ -158,12 +187,12 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         couch = LocalCouch(folder / "couch", in_memory=True)
-        with _spawning_on(node_cpus):
+        with _spawning_on(layout.couch):
             couch.start()
         couch.ensure_admin(*COUCH_ADMIN)
         try:
             for n in range(rounds_to_run):
-                rounds.append(await _round(folder, couch, docs, n, node_cpus))
+                rounds.append(await _round(folder, couch, docs, n, layout.tablets))
         finally:
             couch.stop()
     ratio = statistics.median(r["ratio"] for r in rounds)
@@ -171,8 +200,7 @@ async def main() -> None:
     median_round = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]  # its times go in the JSON
     data = real_bytes(docs)
     print(f"machine: {machine()}")
-    if args.own_core:
-        print(f"layout: Python hop on CPU {min(HOP_CPUS)}, pouchdb-server and tablets on {min(NODE_CPUS)}")
+    print(f"layout: {args.layout} ({layout.text})")
     print(
         f"data: {count} findings, {photos} photos, {data / 1e6:.1f} MB; {rounds_to_run} rounds,"
         " direct, pass-through proxy and gateway taking turns to go first"
@@ -193,7 +221,7 @@ async def main() -> None:
             "photos": photos,
             "data_mb": round(data / 1e6, 1),
             "rounds": rounds_to_run,
-            "own_core": bool(args.own_core),
+            "layout": args.layout,
             "round_ratios": [round(r["ratio"], 2) for r in rounds],
             "proxy_round_ratios": [round(r["proxy_ratio"], 2) for r in rounds],
             "proxy_ratio": round(proxy_median, 2),
