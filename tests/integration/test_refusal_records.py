@@ -86,6 +86,8 @@ async def test_a_document_pushed_without_a_revision_is_recorded_once_however_oft
     for _ in range(3):
         answered = await _push(stack, "vol1", [unknown_concern])
         assert answered[0]["error"] == "forbidden"
+    twice_in_one_batch = await _push(stack, "vol1", [unknown_concern, unknown_concern])
+    assert [a["error"] for a in twice_in_one_batch] == ["forbidden", "forbidden"]
     async with stack.http("vol1") as vol1:
         put = await vol1.put(f"{DB}/no-rev", json=unknown_concern)
         assert put.status_code == 403, put.text
