@@ -22,10 +22,11 @@ __all__ = ["filed_under", "fingerprint", "fit_refusal", "record_refusals"]
 
 _REFUSALS: Table = Refusal.__table__  # type: ignore[attr-defined]
 _AREAS: Table = RefusalArea.__table__  # type: ignore[attr-defined]
-_SAME_REFUSAL = ("username", "doc_id", "rev", "rule", "field", "reason_en")
+_SAME_REFUSAL = ("username", "doc_id", "rev", "rule", "field", "reason_en", "grid_code", "micro_grid_code")
 """What a refusal sent again repeats. With a revision, the revision names the content; without one
-(a document posted with ``new_edits`` true, never stored), the field and the reason do: an edited
-document refused for another value is a new refusal, the same one sent again is not."""
+(a document posted with ``new_edits`` true, never stored), the field, the reason and the place do:
+an edited document refused for another value, or moved to another grid's leaders, is a new
+refusal; the same one sent again is not."""
 
 
 def _fit(table: Table, column: str, value: str | None) -> str | None:

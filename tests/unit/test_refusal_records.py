@@ -43,8 +43,8 @@ def test_a_refusal_is_filed_under_its_authors_scope_and_where_the_document_lies(
 def test_a_refusal_sent_again_has_the_same_fingerprint_and_another_refusal_another() -> None:
     refusal = {"username": "vol1", "doc_id": "d1", "rev": None, "rule": "unknown_concern", "field": "concern"}
     first = fingerprint({**refusal, "reason_en": "unknown concern 99-99", "device_id": "tab-1"})
-    # the device and where the document lies are not what makes it another refusal
-    assert fingerprint({**refusal, "reason_en": "unknown concern 99-99", "grid_code": "ZR01"}) == first
+    # the device it came from does not make it another refusal
+    assert fingerprint({**refusal, "reason_en": "unknown concern 99-99"}) == first
     assert len(first) == Refusal.__table__.c.fingerprint.type.length  # type: ignore[attr-defined]
     for other in [
         {"reason_en": "unknown concern 98-98"},
@@ -52,5 +52,7 @@ def test_a_refusal_sent_again_has_the_same_fingerprint_and_another_refusal_anoth
         {"rev": "1-abc"},
         {"username": "vol2"},
         {"rule": "outside_scope"},
+        {"grid_code": "ZR02"},
+        {"micro_grid_code": "ZR01-02"},
     ]:
         assert fingerprint({**refusal, "reason_en": "unknown concern 99-99", **other}) != first, other

@@ -20,10 +20,35 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_HASHED = ("username", "doc_id", "rev", "rule", "field", "reason_en", "grid_code", "micro_grid_code")
+_LENGTHS = {
+    "username": 64,
+    "doc_id": 200,
+    "rev": 200,
+    "rule": 48,
+    "field": 200,
+    "grid_code": 32,
+    "micro_grid_code": 32,
+}
+"""The columns' lengths: SQLite rows recorded before values were fitted may hold longer ones."""
+
+
+def _fitted(column: str, value: str | None) -> str | None:
+    """As ``server.refusals`` fits a value before it is stored (see ``_fingerprint``)."""
+    if value is None:
+        return None
+    text = value.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    length = _LENGTHS.get(column)
+    return text[:length] if length else text
+
+
 def _fingerprint(values: Sequence[str | None]) -> str:
-    """As ``server.refusals`` computes it on the day of this migration, over username, doc_id, rev,
-    rule, field and reason_en (a migration keeps its own copy)."""
-    return hashlib.sha256(json.dumps([v or "" for v in values], ensure_ascii=False).encode()).hexdigest()
+    """As ``server.refusals`` computes it on the day of this migration, over the fitted values of
+    ``_HASHED`` (a migration keeps its own copy): a retry after the upgrade finds the row."""
+    fitted = [_fitted(column, value) or "" for column, value in zip(_HASHED, values, strict=True)]
+    return hashlib.sha256(json.dumps(fitted, ensure_ascii=False).encode()).hexdigest()
 
 
 def upgrade() -> None:
@@ -33,7 +58,10 @@ def upgrade() -> None:
         )
     connection = op.get_bind()
     rows = connection.execute(
-        sa.text("SELECT id, username, doc_id, rev, rule, field, reason_en FROM refusals ORDER BY id")
+        sa.text(
+            "SELECT id, username, doc_id, rev, rule, field, reason_en, grid_code, micro_grid_code "
+            "FROM refusals ORDER BY id"
+        )
     )
     first_of: dict[str, int] = {}
     for refusal_id, *values in rows.all():
