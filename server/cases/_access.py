@@ -1,8 +1,9 @@
 """Who may read and who may act on which case: role × grid, checked in one place.
 
 - admins: every case, every action;
-- grid leaders: cases of their grids (an unassigned case by the grid it arrived through); they
-  take the loop's steps, dispatch and record follow-ups;
+- grid leaders: cases of their grids (an unassigned case by the grid it arrived through), or of
+  their micro-grids for a leader scoped to micro-grids; they take the loop's steps, dispatch and
+  record follow-ups;
 - coordinators: read the cases of their grids, act on none;
 - department accounts: read the cases dispatched to their department, and acknowledge and report
   on those dispatches only;
@@ -10,6 +11,8 @@
 
 Other case endpoints (split, merge, conflicts) reuse ``CaseAccess.writable`` so the rule stays here.
 """
+
+from collections.abc import Mapping
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlmodel import col, select
@@ -31,9 +34,11 @@ def _not_found() -> ApiError:
 
 
 class CaseAccess:
-    """Scope checks for one principal; construction refuses roles that have no case API."""
+    """Scope checks for one principal; construction refuses roles that have no case API.
 
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    ``parent_of`` maps each micro-grid to its grid: a scope code found there is a micro-grid."""
+
+    def __init__(self, session: AsyncSession, principal: Principal, parent_of: Mapping[str, str]) -> None:
         if principal.role not in CASE_READER_ROLES:
             raise ApiError.forbidden(
                 "只有网格长、协调员、责任部门和管理员可以查看案件",
@@ -41,6 +46,9 @@ class CaseAccess:
             )
         self.session = session
         self.principal = principal
+        self._parent_of = parent_of
+        self.grids = [c for c in principal.grids if c not in parent_of]
+        self.micro_grids = [c for c in principal.grids if c in parent_of]
 
     @property
     def can_write(self) -> bool:
@@ -62,22 +70,29 @@ class CaseAccess:
             if not principal.department:
                 return false()
             return department_clause(principal.department, whole_set=whole_set)
-        return self.grid_clause(list(principal.grids))
+        scope = self.grid_clause(self.grids)
+        if not self.micro_grids:
+            return scope
+        # an unassigned case has no micro-grid: it reaches the leaders of its intake grid only
+        return or_(scope, col(Case.micro_grid_code).in_(self.micro_grids))
 
     def scope_grids(self) -> list[str] | None:
         """The grids this principal's scope is limited to (None: not limited by grid)."""
         principal = self.principal
         if principal.is_admin or principal.role is Role.DEPARTMENT:
             return None
-        return list(principal.grids)
+        # a micro-grid's cases are searched by their grid, then kept to the micro-grid by scope_clause
+        return list(dict.fromkeys([*self.grids, *(self._parent_of[c] for c in self.micro_grids)]))
 
     def in_write_scope(self, case: Case) -> bool:
         if self.principal.is_admin:
             return True
         if self.principal.role is not Role.GRID_LEADER:
             return False
+        if case.micro_grid_code is not None and case.micro_grid_code in self.micro_grids:
+            return True
         grid = case.grid_code if case.grid_code is not None else case.intake_grid
-        return grid is not None and grid in self.principal.grids
+        return grid is not None and grid in self.grids
 
     async def readable(self, case_id: str) -> Case:
         """The case, if this principal may read it (404 otherwise: no hint that it exists)."""

@@ -89,7 +89,7 @@ async def compare_and_set(session: AsyncSession, case: Case, expected: int | Non
 
 class CaseActions:
     def __init__(self, runtime: Runtime, session: AsyncSession, principal: Principal) -> None:
-        self.access = CaseAccess(session, principal)
+        self.access = CaseAccess(session, principal, runtime.grids.parent_of)
         self.runtime = runtime
         self.session = session
         self.principal = principal

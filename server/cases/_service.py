@@ -82,7 +82,7 @@ class CaseReader:
                 f"your role ({principal.role}) may not "
                 + ("act on cases" if roles == CASE_WRITER_ROLES else "read cases"),
             )
-        self.access = CaseAccess(session, principal)
+        self.access = CaseAccess(session, principal, runtime.grids.parent_of)
         self.runtime = runtime
         self.session = session
         self.principal = principal

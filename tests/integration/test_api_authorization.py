@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from server.db.models import Role
+from server.db.models import Case, Role
 from tests.support.cases import add_case, add_department_user
 from tests.support.stack import Stack
 
@@ -143,3 +143,61 @@ async def test_denials_by_role_and_grid(stack: Stack) -> None:
         page = answer.json()
         assert {c["id"] for c in page["data"]} == expected_ids, (username, params)
         assert page["count"] == len(expected_ids), (username, params)
+
+
+async def test_a_leader_of_a_micro_grid_reads_and_acts_on_its_cases_only(stack: Stack) -> None:
+    """A grid leader scoped to a micro-grid has the case API of that micro-grid: its cases listed,
+    counted and found by text, readable and movable through the loop; the rest of the grid stays
+    404, and an unassigned case of the grid goes to the grid's leaders."""
+    home, other, _ = stack.micro_grids_of_zr01()
+    await stack.add_user("microlead", Role.GRID_LEADER, [home])
+    sessions = stack.runtime.sessions
+    mine = (await add_case(sessions, grid="ZR01", micro_grid=home, summary="楼道飞线充电")).id
+    theirs = (await add_case(sessions, grid="ZR01", micro_grid=other, summary="楼道飞线充电")).id
+    unassigned = (await add_case(sessions, grid=None, summary="楼道飞线充电")).id
+    async with stack.runtime.sessions() as session:
+        row = await session.get(Case, unassigned)
+        assert row is not None
+        row.intake_grid = "ZR01"
+        await session.commit()
+
+    async with stack.http("microlead") as lead:
+        for params in [{}, {"text": "飞线"}, {"micro_grid": home}]:
+            page = (await lead.get("/api/cases", params=params)).json()
+            assert ({c["id"] for c in page["data"]}, page["count"]) == ({mine}, 1), params
+        assert (await lead.get(f"/api/cases/{mine}")).status_code == 200
+        moved = await lead.post(
+            f"/api/cases/{mine}/transitions", json={"to": "coordinating", "reason": "核实无误"}
+        )
+        assert moved.status_code in {200, 201}, moved.text
+        for outside in [theirs, unassigned]:
+            assert (await lead.get(f"/api/cases/{outside}")).status_code == 404
+    async with stack.http("lead1") as lead1:
+        page = (await lead1.get("/api/cases")).json()
+        assert {c["id"] for c in page["data"]} == {mine, theirs, unassigned}
+
+
+async def test_a_leader_sees_the_sync_state_of_the_people_within_their_scope_only(stack: Stack) -> None:
+    """One of a grid's people works within it: a volunteer of the grid or of one of its micro-grids.
+    A coordinator of six grids is not one of ZR01's people; a volunteer of the whole grid is not one
+    of a micro-grid's."""
+    home, other, _ = stack.micro_grids_of_zr01()
+    await stack.add_user("microlead", Role.GRID_LEADER, [home])
+    await stack.add_user("homevol", Role.VOLUNTEER, [home])
+    await stack.add_user("othervol", Role.VOLUNTEER, [other])
+    await stack.add_user("vol12", Role.VOLUNTEER, ["ZR01", "ZR02"])
+    for leader, username, expected in [
+        ("lead1", "vol1", 200),
+        ("lead1", "homevol", 200),
+        ("lead1", "othervol", 200),
+        ("lead1", "coord", 403),
+        ("lead1", "vol12", 403),
+        ("lead1", "lead2", 403),
+        ("microlead", "homevol", 200),
+        ("microlead", "othervol", 403),
+        ("microlead", "vol1", 403),
+        ("microlead", "lead1", 403),
+    ]:
+        async with stack.http(leader) as client:
+            answer = await client.get(f"/api/sync/status/{username}")
+        assert answer.status_code == expected, (leader, username, answer.text)
