@@ -6,6 +6,7 @@ opens nothing.
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,11 @@ class GridState:
     grid_codes: tuple[str, ...] = ()
     parent_of: dict[str, str] = field(default_factory=dict)
     """Micro-grid code → grid code."""
+
+    def within(self, code: str, scope: Collection[str]) -> bool:
+        """Whether ``code`` lies in a scope: it is one of the scope's grids or micro-grids, or a
+        micro-grid of one of its grids."""
+        return code in scope or self.parent_of.get(code) in scope
 
 
 def make_couch_client(settings: Settings, *, max_connections: int | None = None) -> CouchClient:

@@ -83,8 +83,7 @@ async def list_refusals(
         raise ApiError.forbidden("只有网格长可以查看同步拒收记录", "only grid leaders may list refusals")
     query = select(Refusal)
     if not principal.is_admin:
-        parent = runtime.grids.parent_of.get(grid or "")
-        if grid is not None and grid not in principal.grids and parent not in principal.grids:
+        if grid is not None and not runtime.grids.within(grid, principal.grids):
             raise ApiError.forbidden(f"网格 {grid} 不在您的负责范围", f"grid {grid} is outside your scope")
         query = query.where(_filed_under(list(principal.grids)))
     if grid is not None:

@@ -1,6 +1,5 @@
 """``/api/sync/status``: a user's own sync state, or (leaders, admins) that of a user they answer for."""
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from litestar import get
@@ -102,14 +101,12 @@ async def user_sync_status(
     if principal.role is not Role.GRID_LEADER:
         raise refused
     user = (await session.exec(select(User).where(User.username == username))).first()
-    if user is None or not _within(user.grids, principal.grids, runtime.grids.parent_of):
+    # One of a leader's people works wholly within their scope: a coordinator of six grids is not
+    # one of a grid's people, nor a volunteer of the whole grid one of a micro-grid's.
+    if (
+        user is None
+        or not user.grids
+        or not all(runtime.grids.within(c, principal.grids) for c in user.grids)
+    ):
         raise refused
     return await _status(runtime, user)
-
-
-def _within(codes: Sequence[str], scope: Sequence[str], parent_of: Mapping[str, str]) -> bool:
-    """Whether a user's whole scope lies in a leader's: each grid or micro-grid of theirs is one
-    of the leader's or a micro-grid of one of the leader's grids. A coordinator of six grids is
-    not one of a grid's people, nor a volunteer of the whole grid one of a micro-grid's."""
-    allowed = set(scope)
-    return bool(codes) and all(code in allowed or parent_of.get(code) in allowed for code in codes)
