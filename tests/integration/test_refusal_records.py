@@ -12,11 +12,11 @@ from alembic import command
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, col, select
 
-from server.db.migrate import alembic_config, upgrade_to_head
+from server.db.migrate import alembic_config
 from server.db.models import Refusal, RefusalArea, Role
 from server.refusals import fingerprint, fit_refusal
-from server.settings import Settings
 from tests.support.docs import ZR02_POINT, hazard
+from tests.support.migrations import schema_at
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -182,15 +182,7 @@ async def test_micro_grid_leaders_see_their_micro_grids_refusals_only(stack: Sta
 def test_migration_keeps_recorded_refusals_with_their_grid(database_url: str, tmp_path: Path) -> None:
     """Refusals recorded before migration 0014 stay listed for the leaders of the grid they were
     filed under."""
-    settings = Settings.from_env(
-        {
-            "GRIDPATROL_ENV": "test",
-            "GRIDPATROL_DATA_DIR": str(tmp_path),
-            "GRIDPATROL_DATABASE_URL": database_url,
-        }
-    )
-    upgrade_to_head(settings)
-    command.downgrade(alembic_config(settings), "0013")
+    settings = schema_at(database_url, tmp_path, "0013")
     engine = create_engine(settings.database.sync_url)
     try:
         with engine.begin() as connection:
@@ -216,15 +208,7 @@ def test_migration_keeps_one_row_of_refusals_recorded_on_every_retry(
     """Before migration 0015 a refusal without a revision was recorded again on each retry: the
     first copy stays, filed under every area any copy was, with the fingerprint the gateway gives a
     retry of it."""
-    settings = Settings.from_env(
-        {
-            "GRIDPATROL_ENV": "test",
-            "GRIDPATROL_DATA_DIR": str(tmp_path),
-            "GRIDPATROL_DATABASE_URL": database_url,
-        }
-    )
-    upgrade_to_head(settings)
-    command.downgrade(alembic_config(settings), "0014")
+    settings = schema_at(database_url, tmp_path, "0014")
     engine = create_engine(settings.database.sync_url)
     insert = text(
         "INSERT INTO refusals (username, doc_id, grid_code, rule, field, reason_zh, reason_en, created_at) "
