@@ -91,6 +91,35 @@ def worker(
 
 
 @app.command()
+def tombstones(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count them, write nothing.")] = False,
+    compact: Annotated[
+        bool, typer.Option(help="Compact each database changed (drops the old bodies).")
+    ] = True,
+) -> None:
+    """Make deletions stored with a body bare, in every grid and alerts database (safe while
+    tablets sync; running it again changes nothing)."""
+    from server.runtime import Runtime  # noqa: PLC0415
+    from sync.tombstones import bare_tombstones  # noqa: PLC0415
+
+    async def run() -> int:
+        runtime = await Runtime.open(get_settings())
+        left = 0
+        try:
+            couch = runtime.settings.couch
+            for code in runtime.grids.grid_codes:
+                for db in (couch.alert_db(code), couch.grid_db(code)):
+                    report = await bare_tombstones(runtime.couch, db, write=not dry_run, compact=compact)
+                    left += len(report.left)
+                    typer.echo(report.summary())
+        finally:
+            await runtime.close()
+        return 1 if left else 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
 def migrate() -> None:
     """Apply SQL migrations (Alembic) up to head."""
     from server.provision import migrate as run_migrations  # noqa: PLC0415

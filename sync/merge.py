@@ -213,6 +213,10 @@ def _classify(
             plan.clashes.append((change, finding))
         elif change.deleted and finding is None:
             plan.steps.append(ChangeOutcome("skipped", doc_id=change.doc_id))
+        elif change.deleted and finding is not None and finding.deleted:
+            # A tombstone on a tombstone (made bare by `gridpatrol tombstones`, or deleted again):
+            # withdrawing it twice would tell the case's people twice and write its status again.
+            plan.steps.append(ChangeOutcome("skipped", finding.case_id, "already withdrawn", change.doc_id))
         elif change.deleted and finding is not None:
             plan.steps.append((change, finding, None))  # withdrawn
         else:

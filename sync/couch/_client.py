@@ -216,6 +216,10 @@ class CouchClient:
     async def put_security(self, db: str, security: Mapping[str, Any]) -> None:
         await self.request("PUT", f"/{_segment(db)}/_security", json=security)
 
+    async def compact(self, db: str) -> None:
+        """Start compacting ``db`` (CouchDB does it in the background; this does not wait)."""
+        await self.request("POST", f"/{_segment(db)}/_compact", json={})
+
     # -- documents --------------------------------------------------------------------------------
 
     async def get_doc(self, db: str, doc_id: str, params: Params | None = None) -> Any:
