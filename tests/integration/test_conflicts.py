@@ -2,15 +2,14 @@
 it when different fields changed (soft), keeps it for the grid leader when the same field changed
 (hard), and the leader's resolution is written back so that both tablets converge."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
 
 from server.db.models import CaseEvent, Conflict, Finding
-from sync.couch import CouchNotFound
 from tests.conftest import TabletFactory
+from tests.support.compaction import compacted_away
 from tests.support.conflicts import converged, edit, two_tablets_with
 from tests.support.docs import hazard, visit
 from tests.support.stack import Stack
@@ -150,13 +149,7 @@ async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
     branches[1] = {**branches[1], "note": base["note"], "severity": "high"}  # would be soft with its ancestor
     await couch.bulk_docs(db, branches, new_edits=False)
     await couch.request("POST", f"/{db}/_compact", json={})
-    for _ in range(50):  # compaction runs in the background
-        try:
-            await couch.get_doc(db, "h-compacted", params={"rev": first["rev"]})
-        except CouchNotFound:
-            break
-        await asyncio.sleep(0.1)
-    else:
+    if not await compacted_away(couch, db, "h-compacted", first["rev"]):
         pytest.skip("this CouchDB kept the ancestor's body after compaction")
     stats = await stack.run_worker()
     assert stats["conflict_hard"] == 1
