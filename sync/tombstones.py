@@ -21,10 +21,15 @@ from typing import Any
 
 from sync.couch import CouchClient, CouchForbidden, CouchUnauthorized
 
-__all__ = ["TombstoneReport", "bare_tombstones", "has_body"]
+__all__ = ["TombstoneReport", "bare", "bare_tombstones", "has_body"]
 
-_BARE_KEYS = frozenset({"_id", "_rev", "_deleted", "_revisions"})
+_BARE_KEYS = ("_id", "_rev", "_deleted", "_revisions")
 PAGE = 500
+
+
+def bare(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A deletion as it should be stored: what marks it deleted, no body."""
+    return {key: doc[key] for key in _BARE_KEYS if key in doc}
 
 
 def has_body(doc: Mapping[str, Any]) -> bool:
@@ -35,8 +40,6 @@ def has_body(doc: Mapping[str, Any]) -> bool:
 @dataclass
 class TombstoneReport:
     db: str
-    scanned: int = 0
-    """Documents the feed listed."""
     with_body: list[tuple[str, str]] = field(default_factory=list)
     """(id, rev) of each deleted leaf found with a body."""
     made_bare: int = 0
@@ -75,7 +78,6 @@ async def bare_tombstones(
         rows: list[dict[str, Any]] = answer.get("results", [])
         if not rows:
             break
-        report.scanned += len(rows)
         found = await _bodied_leaves(couch, db, rows)
         report.with_body += found
         if write and found:

@@ -21,6 +21,7 @@ from server.gateway._scope import Lane, Source, alert_source
 from server.gateway._visibility import Visibility
 from server.refusals import filed_under, record_refusals
 from server.runtime import Runtime
+from sync.tombstones import bare
 
 __all__ = ["PushService"]
 
@@ -124,7 +125,9 @@ class PushService:
         await self._decide_foreign(docs, decisions, stored, located)
         for position, (doc, decision) in enumerate(zip(docs, decisions, strict=True)):
             if isinstance(decision, Placement) and doc.get("_deleted") and not self.principal.is_admin:
-                docs[position] = _tombstone(doc)
+                # Nothing reads a deletion's body (it ends a document), and one would skip every
+                # check a live document gets.
+                docs[position] = bare(doc)
         return decisions, located
 
     def _decide_one(
@@ -236,13 +239,6 @@ def _fits(value: str) -> bool:
 _UNREADABLE = Refusal(
     "invalid_document", "文档无法处理，请检查其内容", "the document could not be processed; check its content"
 )
-_TOMBSTONE_KEYS = ("_id", "_rev", "_deleted", "_revisions")
-
-
-def _tombstone(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A deletion as stored: no body. Nothing reads one (it is the end of a document), and a body on
-    it would skip every check a live document gets."""
-    return {key: doc[key] for key in _TOMBSTONE_KEYS if key in doc}
 
 
 def _align(
