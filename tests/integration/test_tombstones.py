@@ -51,9 +51,9 @@ async def _bodied_store(stack: Stack) -> dict[str, str]:
 
     base = hazard("vol2", doc_id="h-branch", note="原始", photo=False)
     root = (await _write(couch, db, base)).split("-", 1)[1]
-    kept, dropped = {"_id": base["_id"], "_rev": f"2-{'a' * 32}"}, f"2-{'b' * 32}"
+    kept, dropped = f"2-{'a' * 32}", f"2-{'b' * 32}"
     branches = [
-        {**base, "note": "留下", "_rev": kept["_rev"], "_revisions": {"start": 2, "ids": ["a" * 32, root]}},
+        {**base, "note": "留下", "_rev": kept, "_revisions": {"start": 2, "ids": ["a" * 32, root]}},
         {**base, "_deleted": True, "_rev": dropped, "_revisions": {"start": 2, "ids": ["b" * 32, root]}},
     ]
     await couch.bulk_docs(db, branches, new_edits=False)
