@@ -5,7 +5,9 @@ Two rules make pulls over bad links work with unmodified PouchDB:
 * A page never looks like the end of the feed before it is: PouchDB stops at the first page with
   no results, so rows we hide (design documents, other micro-grids) never leave a page empty while
   a source still has rows.
-* A micro-grid user is listed the winning revision of a conflicted document only (``_listed_row``).
+* A micro-grid user is listed a conflicted document's winning revision and those of its losing
+  branches whose body they may see (``_add_visible_branches``), never a branch ``_bulk_get`` would
+  then refuse.
 * A page stops early once the documents and photos behind it pass a byte budget. PouchDB only
   moves its checkpoint when a whole page (batch) is stored, so a page that cannot cross a link
   between two cuts would be fetched again and again. ``last_seq`` stays honest, so the client just
@@ -145,6 +147,7 @@ async def changes_page(
             if needs_docs:
                 view.count_read(len(rows))
             listed: list[Any] = []
+            branched: list[tuple[dict[str, Any], list[str]]] = []
             for row in rows:
                 before = positions.get(source.key, 0)
                 positions[source.key] = row["seq"]
@@ -157,12 +160,9 @@ async def changes_page(
                         over_budget = True
                         break
                     spent += cost
-                view.runtime.doc_homes.remember(str(row["id"]), source.db)
                 listed.append(row.get("doc"))
-                shown = {**_listed_row(view, source, row), "seq": view.seqs.encode(positions)}
-                if not query.include_docs:
-                    shown.pop("doc", None)
-                results.append(shown)
+                results.append(_listed_row(view, source, row, view.seqs.encode(positions), query, branched))
+            await _add_visible_branches(view, source, branched)
             if query.prefetch:
                 _keep_listed(view, source, listed)
             if over_budget:
@@ -183,17 +183,58 @@ def _shown(view: "VirtualDatabase", source: Source, row: Mapping[str, Any], quer
     return view.visible(source, row.get("doc"))
 
 
-def _listed_row(view: "VirtualDatabase", source: Source, row: dict[str, Any]) -> dict[str, Any]:
-    """A micro-grid user is given a conflicted document's winning revision only: a losing branch
-    may lie in a micro-grid they cannot see, and a listed revision that ``_bulk_get`` then refuses
-    stops PouchDB's pull for good. The winner's visibility was decided; the branches are resolved
-    by the grid leader through the case API."""
+def _listed_row(
+    view: "VirtualDatabase",
+    source: Source,
+    row: Mapping[str, Any],
+    seq: str | int,
+    query: ChangesQuery,
+    branched: list[tuple[dict[str, Any], list[str]]],
+) -> dict[str, Any]:
+    """The row as the client sees it. A conflicted row whose losing branches must be checked first
+    lists its winner only and joins ``branched``."""
+    view.runtime.doc_homes.remember(str(row["id"]), source.db)
+    shown = {**row, "seq": seq}
+    losing = _losing_revs(view, source, row)
+    if losing:
+        shown["changes"] = [{"rev": row["doc"]["_rev"]}]
+        branched.append((shown, losing))
+    if not query.include_docs:
+        shown.pop("doc", None)
+    return shown
+
+
+def _losing_revs(view: "VirtualDatabase", source: Source, row: Mapping[str, Any]) -> list[str]:
+    """The losing leaves of a conflicted document listed to a micro-grid user, to be checked one by
+    one: a losing branch may lie in a micro-grid they cannot see, and a listed revision that
+    ``_bulk_get`` then refuses stops PouchDB's pull for good."""
     doc = row.get("doc")
     if not view.visibility.filters(source.grid) or len(row.get("changes") or ()) < 2:
-        return row
+        return []
     if not isinstance(doc, Mapping) or "_rev" not in doc:
-        return row
-    return {**row, "changes": [{"rev": doc["_rev"]}]}
+        return []
+    return [str(c["rev"]) for c in row["changes"] if c.get("rev") != doc["_rev"]]
+
+
+async def _add_visible_branches(
+    view: "VirtualDatabase", source: Source, branched: Sequence[tuple[dict[str, Any], list[str]]]
+) -> None:
+    """List beside each winner the losing branches whose body the user may see (deleted branches
+    are visible, as every tombstone is), read in one request for the page."""
+    if not branched:
+        return
+    asked = [{"id": row["id"], "rev": rev} for row, losing in branched for rev in losing]
+    answers = await view.couch.bulk_get(source.db, asked)
+    view.count_read(len(asked))
+    visible: dict[str, list[str]] = {}
+    for answer in answers:
+        for entry in answer.get("docs") or ():
+            body = entry.get("ok") if isinstance(entry, Mapping) else None
+            if isinstance(body, Mapping) and "_rev" in body and view.visible(source, body):
+                visible.setdefault(str(answer.get("id")), []).append(str(body["_rev"]))
+    for row, losing in branched:
+        shown = set(visible.get(str(row["id"]), ()))
+        row["changes"] += [{"rev": rev} for rev in losing if rev in shown]
 
 
 def _keep_listed(view: "VirtualDatabase", source: Source, docs: Sequence[Any]) -> None:
