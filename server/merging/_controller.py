@@ -1,5 +1,5 @@
 """``/api/cases/{id}/split``, ``/api/cases/{id}/merge``, ``/api/cases/{id}/conflicts`` and
-``/api/conflicts``: grid leaders (own grids) and admins."""
+``/api/conflicts``: grid leaders (own grids, or the cases of their micro-grids) and admins."""
 
 from typing import Annotated
 

@@ -258,14 +258,22 @@ class ConflictDesk:
         self.principal = principal
 
     def _scope(self) -> ColumnElement[bool]:
+        """Conflicts of the leader's grids; a leader scoped to micro-grids has those of the cases
+        in their micro-grids (a conflict not yet on a case is the grid leaders')."""
         if self.principal.is_admin:
             return true()
-        return or_(col(Conflict.grid_code).in_(list(self.principal.grids)))
+        access = self.reader.access
+        in_scope = [col(Conflict.grid_code).in_(access.grids)]
+        if access.micro_grids:
+            cases_there = select(Case.id).where(col(Case.micro_grid_code).in_(access.micro_grids))
+            in_scope.append(col(Conflict.case_id).in_(cases_there))
+        return or_(*in_scope)
 
     async def search(
         self, *, grid: str | None = None, status: str | None = None, case_id: str | None = None
     ) -> ConflictsPublic:
-        if grid is not None and not self.principal.is_admin and grid not in self.principal.grids:
+        scope_grids = self.reader.access.scope_grids()
+        if grid is not None and scope_grids is not None and grid not in scope_grids:
             raise ApiError.forbidden(f"网格 {grid} 不在您的负责范围", f"grid {grid} is outside your scope")
         query = select(Conflict).where(self._scope())
         if case_id is not None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import col, select
 
-from server.db.models import CaseEvent, Conflict, Finding
+from server.db.models import CaseEvent, Conflict, Finding, Role
 from tests.conftest import TabletFactory
 from tests.support.compaction import compacted_away
 from tests.support.conflicts import converged, edit, two_tablets_with
@@ -134,6 +134,40 @@ async def test_leader_chooses_a_whole_branch(stack: Stack, tablet_factory: Table
         assert ok.status_code == 200, ok.text
     for seen in await converged(stack, "h-choose", first, second):
         assert seen["note"] == "乙"
+
+
+async def test_a_micro_grid_leader_resolves_the_conflicts_of_their_micro_grid(
+    stack: Stack, tablet_factory: TabletFactory
+) -> None:
+    home, other, _ = stack.micro_grids_of_zr01()
+    await stack.add_user("microlead", Role.GRID_LEADER, [home])
+    await stack.add_user("otherlead", Role.GRID_LEADER, [other])
+    doc = hazard("vol1", doc_id="h-micro", note="原始", accuracy_m=1.0, photo=False)
+    first, second = await two_tablets_with(stack, tablet_factory, doc)
+    await edit(first, "h-micro", note="甲")
+    await edit(second, "h-micro", note="乙")
+    await first.push()
+    await second.push()
+    assert (await stack.run_worker())["conflict_hard"] == 1
+
+    async with stack.http("otherlead") as client:
+        assert (await client.get("/api/conflicts")).json()["count"] == 0
+    async with stack.http("microlead") as client:
+        listed = (await client.get("/api/conflicts", params={"grid": "ZR01"})).json()
+        assert [c["doc_id"] for c in listed["data"]] == ["h-micro"]
+        conflict = listed["data"][0]
+        assert (await client.get(f"/api/cases/{conflict['case_id']}/conflicts")).json()["count"] == 1
+        assert (await client.get("/api/conflicts", params={"grid": "ZR02"})).status_code == 403
+    async with stack.http("otherlead") as client:
+        assert (await client.get(f"/api/conflicts/{conflict['id']}")).status_code == 404
+        rev = next(b["rev"] for b in conflict["branches"] if b["body"]["note"] == "甲")
+        refused = await client.post(f"/api/conflicts/{conflict['id']}/resolve", json={"choose": rev})
+        assert refused.status_code == 404
+    async with stack.http("microlead") as client:
+        ok = await client.post(f"/api/conflicts/{conflict['id']}/resolve", json={"choose": rev})
+        assert ok.status_code == 200, ok.text
+    for seen in await converged(stack, "h-micro", first, second):
+        assert seen["note"] == "甲"
 
 
 async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
