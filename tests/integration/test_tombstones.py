@@ -13,6 +13,7 @@ from server.db.models import CaseEvent
 from sync.couch import CouchClient
 from sync.tombstones import bare_tombstones, has_body
 from tests.support.compaction import compacted_away
+from tests.support.couch_tap import CouchTap
 from tests.support.docs import hazard
 from tests.support.stack import VENV_GRIDPATROL, Stack, stack_env
 
@@ -97,6 +98,46 @@ async def test_deletions_with_a_body_are_made_bare_once(stack: Stack) -> None:
     assert await _withdrawals(stack, "h-withdrawn") == 1  # not withdrawn a second time
     again = await bare_tombstones(couch, db)
     assert again.with_body == [] and again.made_bare == 0 and not again.compacted
+
+
+async def test_a_deletion_edited_during_the_run_is_left_for_the_next(stack: Stack) -> None:
+    """A tablet writes on the deleted leaf between the scan and the write (here: undeletes it). The
+    tablet's revision wins, the run reports the document as left, and the next run has nothing to
+    do: the tablet's edit is never overwritten."""
+    admin, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
+    written = await _bodied_store(stack)
+    restored: dict[str, Any] = {}
+
+    async def a_tablet_undeletes_it() -> None:
+        [tomb] = await _leaves(admin, db, "h-withdrawn")
+        answer = await admin.put_doc(db, {**tomb, "_deleted": False, "note": "误删，恢复"})
+        restored["rev"] = answer["rev"]
+
+    def bare_write(method: str, path: str, body: bytes) -> bool:
+        return method == "POST" and path.endswith("/_bulk_docs") and b'"h-withdrawn"' in body
+
+    tap = await CouchTap(
+        target=stack.settings.couch.url,
+        match=bare_write,
+        on_match=a_tablet_undeletes_it,
+        forward_first=False,
+        status=None,
+    ).start()
+    try:
+        settings = stack.settings.couch
+        async with CouchClient(tap.url, settings.username, settings.password) as couch:
+            report = await bare_tombstones(couch, db, compact=False)
+    finally:
+        await tap.stop()
+    assert tap.hits == 1
+    assert report.left == ["h-withdrawn"] and report.made_bare == 1  # the deleted branch elsewhere
+    assert "1 edited meanwhile, run again: h-withdrawn" in report.summary()
+    [leaf] = await _leaves(admin, db, "h-withdrawn")
+    assert leaf["_rev"] == restored["rev"] and leaf["note"] == "误删，恢复"
+    assert written["h-withdrawn"] != restored["rev"]
+    again = await bare_tombstones(admin, db, compact=False)
+    assert again.with_body == [] and again.left == [] and again.made_bare == 0
+    assert (await admin.get_doc(db, "h-withdrawn"))["note"] == "误删，恢复"
 
 
 async def test_the_command_reports_every_field_database(stack: Stack) -> None:

@@ -4,7 +4,9 @@ Every request goes through to CouchDB unchanged, except the first one ``match`` 
 with ``once=False``): then
 ``on_match`` runs — after CouchDB has answered it (``forward_first``: the write landed) or
 instead of sending it (it never reaches CouchDB) — and the client gets ``status`` (503 unless
-told) instead of the answer. A test kills a worker process there, to stop it between two steps of its own code
+told) instead of the answer. With ``status=None`` the client gets CouchDB's own answer, and a
+request not forwarded first is sent once ``on_match`` is done (a test changes the store just
+before the request lands). A test kills a worker process there, to stop it between two steps of its own code
 without touching that code.
 """
 
@@ -56,7 +58,7 @@ class CouchTap:
     """What to do at the picked request besides answering ``status`` (a test kills a process)."""
     forward_first: bool = True
     once: bool = True
-    status: int = 503
+    status: int | None = 503
     port: int = field(default_factory=free_port)
     hits: int = 0
     _server: uvicorn.Server | None = None
@@ -104,18 +106,20 @@ class CouchTap:
             self.hits += 1
             if not self.forward_first:
                 await self.on_match()
-                await self._answer(send, self.status, [], _TAPPED)
-                return
+                if self.status is not None:
+                    await self._answer(send, self.status, [], _TAPPED)
+                    return
         headers = [
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in _HOP_HEADERS
         ]
         answer = await self._client.request(
             scope["method"], path + (f"?{query}" if query else ""), headers=headers, content=body
         )
-        if picked:
+        if picked and self.forward_first:
             await self.on_match()
-            await self._answer(send, self.status, [], _TAPPED)
-            return
+            if self.status is not None:
+                await self._answer(send, self.status, [], _TAPPED)
+                return
         kept = [(k, v) for k, v in answer.headers.items() if k.lower() not in _DROPPED_ANSWER_HEADERS]
         await self._answer(send, answer.status_code, kept, answer.content)
 
