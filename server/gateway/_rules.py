@@ -68,6 +68,35 @@ class Placement:
     source: Source
 
 
+COORDINATED_TYPES = frozenset({"installation"})
+"""What campaign coordinators keep up: they change the installation records of their grids, whoever
+filed them. Any other document (a finding is a volunteer's evidence) only when it is their own."""
+
+
+def _changes_others(principal: Principal, *doc_types: object) -> bool:
+    """Whether this user may change or delete a document someone else wrote, of these types."""
+    if principal.is_admin or principal.role is Role.GRID_LEADER:
+        return True
+    return principal.role is Role.COORDINATOR and all(t in COORDINATED_TYPES for t in doc_types)
+
+
+def _not_own(principal: Principal, action_zh: str, action_en: str, author: object) -> Refusal:
+    if principal.role is Role.COORDINATOR:
+        return Refusal(
+            "not_own_document",
+            f"协调员只能{action_zh}安装记录或自己记录的文档（作者：{author}）",
+            f"coordinators may {action_en} installation records and their own documents only"
+            f" (author: {author})",
+            "author",
+        )
+    return Refusal(
+        "not_own_document",
+        f"只能{action_zh}自己记录的文档（作者：{author}）",
+        f"volunteers may {action_en} only their own documents (author: {author})",
+        "author",
+    )
+
+
 _SERVER_ONLY = Refusal(
     "server_only_type",
     "案件状态只能由系统写入",
@@ -159,7 +188,7 @@ def decide_push(
         return _OUTSIDE_MICRO_GRIDS
     if doc.get("_deleted"):
         return _decide_delete(stored, home, ctx)
-    if home is not None and stored is None and ctx.principal.role is Role.VOLUNTEER:
+    if home is not None and stored is None and not _changes_others(ctx.principal, doc.get("type")):
         # Its winning revision is a deletion, whose body names no author: a volunteer writing
         # over it could take a colleague's withdrawn document as their own.
         return Refusal(
@@ -245,13 +274,12 @@ def _decide_delete(
     stored: Mapping[str, Any] | None, home: Source | None, ctx: PushContext
 ) -> Placement | Refusal:
     principal = ctx.principal
-    if stored is not None and principal.role is Role.VOLUNTEER and stored.get("author") != principal.username:
-        return Refusal(
-            "not_own_document",
-            "只能删除自己记录的文档",
-            "volunteers may delete only their own documents",
-            "author",
-        )
+    if (
+        stored is not None
+        and stored.get("author") != principal.username
+        and not _changes_others(principal, stored.get("type"))
+    ):
+        return _not_own(principal, "删除", "delete", stored.get("author"))
     if stored is not None and stored.get("type") in SERVER_ONLY_TYPES:
         return _SERVER_ONLY
     target = home or (ctx.grid_sources[0] if ctx.grid_sources else None)
@@ -278,13 +306,10 @@ def _check_author(
         return Refusal(
             "author_immutable", "作者字段不可修改", f"author cannot change (was {stored_author!r})", "author"
         )
-    if principal.role is Role.VOLUNTEER and stored_author != principal.username:
-        return Refusal(
-            "not_own_document",
-            f"只能修改自己记录的文档（作者：{stored_author}）",
-            f"volunteers may edit only their own documents (author: {stored_author})",
-            "author",
-        )
+    if stored_author != principal.username and not _changes_others(
+        principal, stored.get("type"), doc.get("type")
+    ):
+        return _not_own(principal, "修改", "edit", stored_author)
     return None
 
 

@@ -8,7 +8,16 @@ from typing import Any
 from field_schema.demo_data import make_png
 from geo import wgs84_to_gcj02
 
-__all__ = ["ZR01_POINT", "ZR02_POINT", "follow_up", "hazard", "missing_person", "photo_attachment", "visit"]
+__all__ = [
+    "ZR01_POINT",
+    "ZR02_POINT",
+    "follow_up",
+    "hazard",
+    "installation",
+    "missing_person",
+    "photo_attachment",
+    "visit",
+]
 
 # Well inside the demo grids ZR01 (真光) and ZR02 (清涧), WGS-84 (lon, lat).
 ZR01_POINT = (121.3905, 31.2600)
@@ -75,6 +84,22 @@ def follow_up(
     if grid_hint is not None:
         fields["grid_hint"] = grid_hint
     return _envelope("follow_up", author, None, **fields)
+
+
+def installation(
+    author: str,
+    *,
+    point: tuple[float, float] = ZR01_POINT,
+    state: str = "installed",
+    doc_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An e-bike charging facility of the 2026 campaign (``kind`` is a field here, so it is set
+    after the envelope, whose own ``kind`` is the document type)."""
+    doc = _envelope(
+        "installation", author, point, doc_id, state=state, campaign_id="ebike-2026", address="兰溪路88号"
+    )
+    return {**doc, "kind": "charging_facility", **extra}
 
 
 def missing_person(author: str, *, point: tuple[float, float] = ZR01_POINT, **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,15 @@ from server.db.models import Role
 from server.gateway._rules import Placement, PushContext, Refusal, decide_foreign, decide_push, locate_batch
 from server.gateway._scope import Lane, Source, alert_source, scope_grids
 from server.settings import Settings
-from tests.support.docs import ZR01_POINT, ZR02_POINT, follow_up, hazard, missing_person, visit
+from tests.support.docs import (
+    ZR01_POINT,
+    ZR02_POINT,
+    follow_up,
+    hazard,
+    installation,
+    missing_person,
+    visit,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -128,6 +136,32 @@ def test_deleting_someone_elses_finding_is_refused() -> None:
     assert isinstance(decision, Refusal) and decision.rule == "not_own_document"
     own = decide_push(tombstone, hazard("vol1"), ZR01, _ctx())
     assert own == Placement(ZR01)
+
+
+def test_a_coordinator_keeps_installations_up_but_changes_no_one_elses_findings() -> None:
+    coordinator = _ctx(Role.COORDINATOR, "coord")
+    facility = installation("vol1b", state="planned")
+    assert decide_push(dict(facility, state="installed"), facility, ZR01, coordinator) == Placement(ZR01)
+    retired = {"_id": facility["_id"], "_rev": "2-x", "_deleted": True}
+    assert decide_push(retired, facility, ZR01, coordinator) == Placement(ZR01)
+    # an installation record is not made into something else
+    as_hazard = decide_push({**hazard("vol1b"), "_id": facility["_id"]}, facility, ZR01, coordinator)
+    assert isinstance(as_hazard, Refusal) and as_hazard.rule == "not_own_document"
+
+    finding = hazard("vol1b")
+    edited = decide_push(dict(finding, note="协调员改写"), finding, ZR01, coordinator)
+    assert isinstance(edited, Refusal) and (edited.rule, edited.field) == ("not_own_document", "author")
+    assert "协调员只能修改安装记录" in edited.reason_zh and "vol1b" in edited.reason_en
+    deleted = decide_push(
+        {"_id": finding["_id"], "_rev": "2-x", "_deleted": True}, finding, ZR01, coordinator
+    )
+    assert isinstance(deleted, Refusal) and "协调员只能删除安装记录" in deleted.reason_zh
+    revived = decide_push(hazard("coord", doc_id="was-deleted"), None, ZR01, coordinator)
+    assert isinstance(revived, Refusal) and revived.rule == "deleted_document"
+    own = hazard("coord")
+    assert decide_push(dict(own, note="补充"), own, ZR01, coordinator) == Placement(ZR01)
+    leader = decide_push(dict(finding, note="网格长改"), finding, ZR01, _ctx(Role.GRID_LEADER, "lead1"))
+    assert leader == Placement(ZR01)
 
 
 def test_point_outside_every_grid_is_kept_in_the_users_grid() -> None:
