@@ -162,7 +162,7 @@ async def changes_page(
                     spent += cost
                 listed.append(row.get("doc"))
                 results.append(_listed_row(view, source, row, view.seqs.encode(positions), query, branched))
-            await _add_visible_branches(view, source, branched)
+            spent += await _add_visible_branches(view, source, branched)
             if query.prefetch:
                 _keep_listed(view, source, listed)
             if over_budget:
@@ -218,23 +218,27 @@ def _losing_revs(view: "VirtualDatabase", source: Source, row: Mapping[str, Any]
 
 async def _add_visible_branches(
     view: "VirtualDatabase", source: Source, branched: Sequence[tuple[dict[str, Any], list[str]]]
-) -> None:
+) -> int:
     """List beside each winner the losing branches whose body the user may see (deleted branches
-    are visible, as every tombstone is), read in one request for the page."""
+    are visible, as every tombstone is), read in one request for the page. Returns what they add
+    to the page's transfer, counted against the byte budget of the rows still to come."""
     if not branched:
-        return
+        return 0
     asked = [{"id": row["id"], "rev": rev} for row, losing in branched for rev in losing]
     answers = await view.couch.bulk_get(source.db, asked)
     view.count_read(len(asked))
     visible: dict[str, list[str]] = {}
+    cost = 0
     for answer in answers:
         for entry in answer.get("docs") or ():
             body = entry.get("ok") if isinstance(entry, Mapping) else None
             if isinstance(body, Mapping) and "_rev" in body and view.visible(source, body):
                 visible.setdefault(str(answer.get("id")), []).append(str(body["_rev"]))
+                cost += transfer_cost(body)
     for row, losing in branched:
         shown = set(visible.get(str(row["id"]), ()))
         row["changes"] += [{"rev": rev} for rev in losing if rev in shown]
+    return cost
 
 
 def _keep_listed(view: "VirtualDatabase", source: Source, docs: Sequence[Any]) -> None:

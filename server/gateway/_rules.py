@@ -188,9 +188,10 @@ def decide_push(
         return _OUTSIDE_MICRO_GRIDS
     if doc.get("_deleted"):
         return _decide_delete(stored, home, ctx)
-    if home is not None and stored is None and not _changes_others(ctx.principal, doc.get("type")):
-        # Its winning revision is a deletion, whose body names no author: a volunteer writing
-        # over it could take a colleague's withdrawn document as their own.
+    if home is not None and stored is None and not _changes_others(ctx.principal, None):
+        # Its winning revision is a deletion, whose bare body names no author and no type: a
+        # volunteer or coordinator writing over it could take a colleague's withdrawn document
+        # (of any type) as their own.
         return Refusal(
             "deleted_document",
             "该文档已删除，不能再修改；请新建一条记录",

@@ -3,7 +3,7 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, or_, true, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,6 +71,15 @@ class CaseMerger:
             .order_by(col(Finding.received_at), col(Finding.doc_id))
         )
         return list(rows.all())
+
+    async def _conflicts_follow(self, findings: Sequence[Finding], case: Case) -> None:
+        """A moved finding's conflicts move with it: the desk of the case's leader lists them, and
+        the by-case listing shows them there (both read ``Conflict.case_id``)."""
+        doc_ids = [f.doc_id for f in findings]
+        if doc_ids:
+            await self.session.exec(
+                update(Conflict).where(col(Conflict.doc_id).in_(doc_ids)).values(case_id=case.id)
+            )
 
     def _move(self, finding: Finding, case: Case, kind: str) -> None:
         finding.case_id = case.id
@@ -142,6 +151,7 @@ class CaseMerger:
         await self.session.flush()
         for finding in moving:
             self._move(finding, new_case, "split")
+        await self._conflicts_follow(moving, new_case)
         # Both cases show what their live findings say now (as after a revision or a withdrawal).
         await refresh_case_view(self.session, case)
         await refresh_case_view(self.session, new_case)
@@ -200,6 +210,7 @@ class CaseMerger:
         moving = await self._findings(other.id)
         for finding in moving:
             self._move(finding, case, "merged")
+        await self._conflicts_follow(moving, case)
         await refresh_case_view(self.session, case)  # the absorbed case keeps what it showed last
         moved = [f.doc_id for f in moving]
         dispatches = await self._move_open_dispatches(other, case)

@@ -170,6 +170,47 @@ async def test_a_micro_grid_leader_resolves_the_conflicts_of_their_micro_grid(
         assert seen["note"] == "甲"
 
 
+async def test_a_conflict_follows_its_finding_to_the_case_a_leader_moves_it_to(stack: Stack) -> None:
+    """The leader of the grid merges a case of another micro-grid into one of home's: the conflict
+    of the moved finding is now on the desk of home's micro-grid leader, and listed by its new case."""
+    home, other, elsewhere = stack.micro_grids_of_zr01()
+    await stack.add_user("microlead", Role.GRID_LEADER, [home])
+    await stack.add_user("otherlead", Role.GRID_LEADER, [other])
+    couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
+    here = hazard("vol1", doc_id="h-here", accuracy_m=1.0, photo=False)
+    there = hazard("vol1", doc_id="h-there", point=elsewhere, accuracy_m=1.0, note="原始", photo=False)
+    answers = await couch.bulk_docs(db, [here, there])
+    await stack.run_worker()
+    root = answers[1]["rev"].split("-", 1)[1]
+    branches = [
+        {**there, "note": note, "_rev": f"2-{tag}", "_revisions": {"start": 2, "ids": [tag, root]}}
+        for note, tag in (("甲", "a" * 32), ("乙", "b" * 32))
+    ]
+    await couch.bulk_docs(db, branches, new_edits=False)
+    assert (await stack.run_worker())["conflict_hard"] == 1
+    async with stack.runtime.sessions() as session:
+        cases = {f.doc_id: f.case_id for f in (await session.exec(select(Finding))).all()}
+    assert cases["h-here"] != cases["h-there"]
+
+    async with stack.http("otherlead") as client:
+        [conflict] = (await client.get("/api/conflicts")).json()["data"]
+    async with stack.http("microlead") as client:
+        assert (await client.get("/api/conflicts")).json()["count"] == 0
+    async with stack.http("lead1") as client:
+        merged = await client.post(
+            f"/api/cases/{cases['h-here']}/merge", json={"other_case_id": cases["h-there"]}
+        )
+        assert merged.status_code == 200, merged.text
+        assert (await client.get(f"/api/cases/{cases['h-there']}/conflicts")).json()["count"] == 0
+    async with stack.http("microlead") as client:
+        listed = (await client.get("/api/conflicts")).json()["data"]
+        assert [(c["id"], c["case_id"]) for c in listed] == [(conflict["id"], cases["h-here"])]
+        by_case = (await client.get(f"/api/cases/{cases['h-here']}/conflicts")).json()["data"]
+        assert [c["id"] for c in by_case] == [conflict["id"]]
+    async with stack.http("otherlead") as client:
+        assert (await client.get(f"/api/conflicts/{conflict['id']}")).status_code == 404
+
+
 async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
     """After compaction the common ancestor's body is gone: nobody can tell who changed what."""
     couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")

@@ -156,8 +156,9 @@ def test_a_coordinator_keeps_installations_up_but_changes_no_one_elses_findings(
         {"_id": finding["_id"], "_rev": "2-x", "_deleted": True}, finding, ZR01, coordinator
     )
     assert isinstance(deleted, Refusal) and "协调员只能删除安装记录" in deleted.reason_zh
-    revived = decide_push(hazard("coord", doc_id="was-deleted"), None, ZR01, coordinator)
-    assert isinstance(revived, Refusal) and revived.rule == "deleted_document"
+    for kind in (hazard, installation):  # the bare deletion tells neither its author nor its type
+        revived = decide_push(kind("coord", doc_id="was-deleted"), None, ZR01, coordinator)
+        assert isinstance(revived, Refusal) and revived.rule == "deleted_document"
     own = hazard("coord")
     assert decide_push(dict(own, note="补充"), own, ZR01, coordinator) == Placement(ZR01)
     leader = decide_push(dict(finding, note="网格长改"), finding, ZR01, _ctx(Role.GRID_LEADER, "lead1"))
