@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from server.db.models import CaseEvent, Conflict, Finding, Role
 from tests.conftest import TabletFactory
 from tests.support.compaction import compacted_away
-from tests.support.conflicts import converged, edit, two_tablets_with
+from tests.support.conflicts import converged, edit, hard_conflict, two_tablets_with
 from tests.support.docs import hazard, visit
 from tests.support.stack import Stack
 
@@ -119,12 +119,7 @@ async def test_hard_conflict_waits_for_the_leader_whose_choice_tablets_converge_
 
 async def test_leader_chooses_a_whole_branch(stack: Stack, tablet_factory: TabletFactory) -> None:
     doc = hazard("vol1", doc_id="h-choose", note="原始", photo=False)
-    first, second = await two_tablets_with(stack, tablet_factory, doc)
-    await edit(first, "h-choose", note="甲")
-    await edit(second, "h-choose", note="乙")
-    await first.push()
-    await second.push()
-    await stack.run_worker()
+    first, second = await hard_conflict(stack, tablet_factory, doc)
     async with stack.http("lead1") as client:
         conflict = (await client.get("/api/conflicts")).json()["data"][0]
         rev = next(b["rev"] for b in conflict["branches"] if b["body"]["note"] == "乙")
@@ -143,12 +138,7 @@ async def test_a_micro_grid_leader_resolves_the_conflicts_of_their_micro_grid(
     await stack.add_user("microlead", Role.GRID_LEADER, [home])
     await stack.add_user("otherlead", Role.GRID_LEADER, [other])
     doc = hazard("vol1", doc_id="h-micro", note="原始", accuracy_m=1.0, photo=False)
-    first, second = await two_tablets_with(stack, tablet_factory, doc)
-    await edit(first, "h-micro", note="甲")
-    await edit(second, "h-micro", note="乙")
-    await first.push()
-    await second.push()
-    assert (await stack.run_worker())["conflict_hard"] == 1
+    first, second = await hard_conflict(stack, tablet_factory, doc)
 
     async with stack.http("otherlead") as client:
         assert (await client.get("/api/conflicts")).json()["count"] == 0
@@ -236,12 +226,7 @@ async def test_conflict_without_its_ancestor_is_hard(stack: Stack) -> None:
 
 async def test_conflict_settled_outside_is_closed(stack: Stack, tablet_factory: TabletFactory) -> None:
     doc = hazard("vol1", doc_id="h-elsewhere", note="原始", photo=False)
-    first, second = await two_tablets_with(stack, tablet_factory, doc)
-    await edit(first, "h-elsewhere", note="甲")
-    await edit(second, "h-elsewhere", note="乙")
-    await first.push()
-    await second.push()
-    assert (await stack.run_worker())["conflict_hard"] == 1
+    await hard_conflict(stack, tablet_factory, doc)
     # someone deletes the losing branch straight in CouchDB
     db = stack.settings.couch.grid_db("ZR01")
     current = await stack.runtime.couch.get_doc(db, "h-elsewhere", params={"conflicts": "true"})

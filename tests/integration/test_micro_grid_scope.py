@@ -68,8 +68,8 @@ async def test_a_micro_grid_volunteer_pulls_the_conflicting_branches_they_may_se
 ) -> None:
     """Two edits of one finding made apart reach the micro-grid volunteer as a conflict on their
     tablet, like anyone of the grid; a branch moved into a micro-grid they cannot see does not."""
-    _, _, elsewhere = stack.micro_grids_of_zr01()
-    await stack.add_user("micro1", Role.VOLUNTEER, [stack.micro_grids_of_zr01()[0]])
+    home, _, elsewhere = stack.micro_grids_of_zr01()
+    await stack.add_user("micro1", Role.VOLUNTEER, [home])
     couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
 
     async def branched(doc_id: str, loser: dict[str, object]) -> None:

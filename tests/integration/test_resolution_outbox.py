@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from server.db.models import CaseEvent, Conflict
 from tests.conftest import TabletFactory
-from tests.support.conflicts import converged, edit, two_tablets_with
+from tests.support.conflicts import converged, edit, hard_conflict, two_tablets_with
 from tests.support.couch_tap import CouchTap, merge_write
 from tests.support.docs import hazard, make_png, photo_attachment
 from tests.support.stack import AppServer, Stack, app_without_couchdb
@@ -29,15 +29,8 @@ API_LEASE_S = 0.5
 
 
 async def _hard_conflict(stack: Stack, tablet_factory: TabletFactory, doc_id: str) -> tuple[Tablet, Tablet]:
-    first, second = await two_tablets_with(
-        stack, tablet_factory, hazard("vol1", doc_id=doc_id, note="三楼飞线", photo=False)
-    )
-    await edit(first, doc_id, note="三楼飞线，已劝离")
-    await edit(second, doc_id, note="四楼飞线")
-    await first.push()
-    await second.push()
-    assert (await stack.run_worker())["conflict_hard"] == 1
-    return first, second
+    doc = hazard("vol1", doc_id=doc_id, note="三楼飞线", photo=False)
+    return await hard_conflict(stack, tablet_factory, doc, ("三楼飞线，已劝离", "四楼飞线"))
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ from typing import Any
 from tests.support.stack import Stack
 from tests.support.tablet import Tablet
 
-__all__ = ["converged", "edit", "two_tablets_with"]
+__all__ = ["converged", "edit", "hard_conflict", "two_tablets_with"]
 
 
 async def two_tablets_with(
@@ -26,6 +26,23 @@ async def two_tablets_with(
 async def edit(tablet: Tablet, doc_id: str, **changes: Any) -> None:
     current = await tablet.get(doc_id)
     await tablet.put({**current, **changes})
+
+
+async def hard_conflict(
+    stack: Stack,
+    tablet_factory: "Callable[..., Awaitable[Tablet]]",
+    doc: dict[str, Any],
+    notes: tuple[str, str] = ("甲", "乙"),
+) -> tuple[Tablet, Tablet]:
+    """Both of vol1's tablets change the note of ``doc`` offline, each its own way, and push: the
+    worker finds one hard conflict."""
+    first, second = await two_tablets_with(stack, tablet_factory, doc)
+    await edit(first, doc["_id"], note=notes[0])
+    await edit(second, doc["_id"], note=notes[1])
+    await first.push()
+    await second.push()
+    assert (await stack.run_worker())["conflict_hard"] == 1
+    return first, second
 
 
 async def converged(stack: Stack, doc_id: str, *tablets: Tablet) -> list[dict[str, Any]]:
