@@ -173,11 +173,13 @@ async def lock_join_scopes(session: AsyncSession, scopes: set[tuple[str, str]]) 
     the case it leads to must be one step per scope, hence a lock per (grid, concern):
     ``pg_advisory_xact_lock``, transaction-scoped (released by the commit or rollback that ends
     the page, never left behind by a crash), taken in key order so two pages never wait on each
-    other in a cycle, and taken before the page writes any row (so no row lock is held while
-    waiting). The second page then searches after the first committed: in READ COMMITTED every
-    statement sees what was committed before it began, and the worker's ``JoinCache`` re-reads
-    every case whose ``updated_at`` moved since its last look, so the first page's cases are
-    candidates. The page takes its receive time after the locks, later than theirs.
+    other in a cycle, and taken before the page writes any row. The page holds only its findings'
+    row locks while it waits (``server.db.locks``): every page takes those before its scopes, so
+    the holder of a scope never waits for them. The second page then searches after the first
+    committed: in READ COMMITTED every statement sees what was committed before it began, and the
+    worker's ``JoinCache`` re-reads every case whose ``updated_at`` moved since its last look, so
+    the first page's cases are candidates. The page takes its receive time after the locks, later
+    than theirs.
 
     Why not lease a grid's alerts and grid feeds together instead: the scope is the grid where a
     finding *is*, which is not always the grid whose database it came in (a coordinator's finding,

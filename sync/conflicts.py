@@ -26,7 +26,8 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.db.models import Case, CaseEvent, Conflict, ConflictKind, ConflictStatus, Finding, utc_now
+from server.db.locks import lock_findings_by_id
+from server.db.models import Case, CaseEvent, Conflict, ConflictKind, ConflictStatus, utc_now
 from sync.couch import CouchClient, CouchError, CouchNotFound
 from sync.merge import WORKER_ACTOR
 
@@ -304,7 +305,9 @@ async def record(
         .where(col(Conflict.doc_id) == report.doc_id, col(Conflict.status) == ConflictStatus.OPEN)
         .values(status=ConflictStatus.SUPERSEDED, resolved_by=WORKER_ACTOR, resolved_at=utc_now())
     )
-    finding = await session.get(Finding, report.doc_id)
+    # Locked (the worker's page holds it already): a leader moving the finding to another case
+    # commits before this reads, or waits until the conflict is committed and moves it too.
+    finding = (await lock_findings_by_id(session, [report.doc_id])).get(report.doc_id)
     case_id = finding.case_id if finding is not None else None
     case = await session.get(Case, case_id) if case_id else None
     soft = report.kind == ConflictKind.SOFT

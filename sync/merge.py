@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from field_schema import DocumentInvalid, Taxonomy, upgrade, validate_document
 from geo import GridIndex, to_wgs84_many
+from server.db.locks import lock_findings_by_id
 from server.db.models import (
     Case,
     CaseEvent,
@@ -98,16 +99,6 @@ async def _applied(session: AsyncSession, changes: Sequence[Change]) -> set[tupl
     return found
 
 
-async def _known(session: AsyncSession, doc_ids: Sequence[str]) -> dict[str, Finding]:
-    known: dict[str, Finding] = {}
-    for start in range(0, len(doc_ids), 500):
-        rows = await session.exec(
-            select(Finding).where(col(Finding.doc_id).in_(doc_ids[start : start + 500]))
-        )
-        known.update({f.doc_id: f for f in rows.all()})
-    return known
-
-
 @dataclass
 class _New:
     change: Change
@@ -139,10 +130,12 @@ async def apply_page(
     """
     join_cache = join_cache if join_cache is not None else JoinCache()
     changes, outcomes = _changes_of(rows)
+    # Every finding of the page is locked before anything is read or written (server/db/locks.py),
+    # those whose revision is known already included: the page may record their conflicts.
+    known = await lock_findings_by_id(session, [c.doc_id for c in changes])
     applied = await _applied(session, changes)
     outcomes += [ChangeOutcome("duplicate", doc_id=c.doc_id) for c in changes if (c.doc_id, c.rev) in applied]
     changes = [c for c in changes if (c.doc_id, c.rev) not in applied]
-    known = await _known(session, [c.doc_id for c in changes])
 
     # First what each change is (nothing written yet), so the join scopes can be locked before
     # any row is: the locks come first in every page's transaction, always in the same order.

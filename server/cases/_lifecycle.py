@@ -21,6 +21,7 @@ from server.cases._schemas import (
     TransitionCreate,
 )
 from server.cases._transitions import TransitionFacts, TransitionRefused, check_transition
+from server.db.locks import lock_findings
 from server.db.models import (
     OPEN_DISPATCH_STATES,
     SATISFACTION_LABELS,
@@ -117,6 +118,8 @@ class CaseActions:
         values: dict[str, Any] = {"updated_at": now}
         if new_state is not None:
             values["state"] = new_state
+            # The findings' locks before the case row's, as every writer takes them (server.db.locks).
+            await lock_findings(self.session, col(Finding.case_id) == case.id)
         await compare_and_set(self.session, case, expected, **values)
         if new_state is not None:
             await self.session.exec(

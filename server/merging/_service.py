@@ -12,6 +12,7 @@ from server.auth import Principal
 from server.cases import CaseReader
 from server.cases._lifecycle import compare_and_set, open_dispatch, refresh_open_deadline
 from server.conflicts import ConflictPublic, ConflictsPublic, conflict_public
+from server.db.locks import lock_findings
 from server.db.models import (
     Case,
     CaseDispatch,
@@ -65,12 +66,9 @@ class CaseMerger:
         self.principal = principal
 
     async def _findings(self, case_id: str) -> list[Finding]:
-        rows = await self.session.exec(
-            select(Finding)
-            .where(Finding.case_id == case_id)
-            .order_by(col(Finding.received_at), col(Finding.doc_id))
-        )
-        return list(rows.all())
+        """The case's findings, locked (``server.db.locks``), oldest first."""
+        locked = await lock_findings(self.session, col(Finding.case_id) == case_id)
+        return sorted(locked, key=lambda f: (f.received_at, f.doc_id))
 
     async def _conflicts_follow(self, findings: Sequence[Finding], case: Case) -> None:
         """A moved finding's conflicts move with it: the desk of the case's leader lists them, and
@@ -205,8 +203,10 @@ class CaseMerger:
         # Both rows compare-and-set in id order (no deadlock between two opposite merges): a
         # transition still holding the version read before the merge gets 409.
         closing: dict[str, dict[str, object]] = {case.id: {}, other.id: {"state": CaseState.CLOSED}}
+        await self._findings(other.id)  # their locks before the case rows', as every writer takes them
         for row in sorted((case, other), key=lambda c: c.id):
             await compare_and_set(self.session, row, None, updated_at=now, **closing[row.id])
+        # Read again inside the write: on SQLite the first read came before its write lock.
         moving = await self._findings(other.id)
         for finding in moving:
             self._move(finding, case, "merged")

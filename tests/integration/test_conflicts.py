@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from server.db.models import CaseEvent, Conflict, Finding, Role
 from tests.conftest import TabletFactory
 from tests.support.compaction import compacted_away
-from tests.support.conflicts import converged, edit, hard_conflict, two_tablets_with
+from tests.support.conflicts import converged, edit, hard_conflict, two_tablets_with, write_branches
 from tests.support.docs import hazard, visit
 from tests.support.stack import Stack
 
@@ -171,12 +171,7 @@ async def test_a_conflict_follows_its_finding_to_the_case_a_leader_moves_it_to(s
     there = hazard("vol1", doc_id="h-there", point=elsewhere, accuracy_m=1.0, note="原始", photo=False)
     answers = await couch.bulk_docs(db, [here, there])
     await stack.run_worker()
-    root = answers[1]["rev"].split("-", 1)[1]
-    branches = [
-        {**there, "note": note, "_rev": f"2-{tag}", "_revisions": {"start": 2, "ids": [tag, root]}}
-        for note, tag in (("甲", "a" * 32), ("乙", "b" * 32))
-    ]
-    await couch.bulk_docs(db, branches, new_edits=False)
+    await write_branches(stack, there, answers[1]["rev"])
     assert (await stack.run_worker())["conflict_hard"] == 1
     async with stack.runtime.sessions() as session:
         cases = {f.doc_id: f.case_id for f in (await session.exec(select(Finding))).all()}

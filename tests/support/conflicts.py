@@ -6,7 +6,7 @@ from typing import Any
 from tests.support.stack import Stack
 from tests.support.tablet import Tablet
 
-__all__ = ["converged", "edit", "hard_conflict", "two_tablets_with"]
+__all__ = ["converged", "edit", "hard_conflict", "two_tablets_with", "write_branches"]
 
 
 async def two_tablets_with(
@@ -58,3 +58,17 @@ async def converged(stack: Stack, doc_id: str, *tablets: Tablet) -> list[dict[st
         assert doc["_rev"] == server["_rev"]
     assert "_conflicts" not in server
     return seen
+
+
+async def write_branches(
+    stack: Stack, doc: dict[str, Any], rev: str, notes: tuple[str, str] = ("甲", "乙")
+) -> None:
+    """Two branches of ``doc`` (now at ``rev`` in ZR01's database), each changing the note its own
+    way, written straight to CouchDB as replication would: a hard conflict whose winner is the
+    second note's."""
+    root = rev.split("-", 1)[1]
+    branches = [
+        {**doc, "note": note, "_rev": f"2-{tag}", "_revisions": {"start": 2, "ids": [tag, root]}}
+        for note, tag in zip(notes, ("a" * 32, "b" * 32), strict=True)
+    ]
+    await stack.runtime.couch.bulk_docs(stack.settings.couch.grid_db("ZR01"), branches, new_edits=False)
