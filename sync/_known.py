@@ -16,6 +16,14 @@ from sync.case_view import refresh_case_view
 __all__ = ["refuse_clashes", "update_finding", "withdraw_finding"]
 
 
+def _by_whom(finding: Finding, pushed_by: str | None) -> tuple[dict[str, str], str | None]:
+    """The event's ``by`` detail, and who changed the finding when that was not its author (a grid
+    leader may edit or delete any finding of their grid through sync: the case history says so)."""
+    if pushed_by is None:
+        return {}, None
+    return {"by": pushed_by}, (pushed_by if pushed_by != finding.author else None)
+
+
 async def update_finding(
     session: AsyncSession,
     finding: Finding,
@@ -23,8 +31,12 @@ async def update_finding(
     rev: str,
     taxonomy: Taxonomy,
     now: datetime,
+    *,
+    pushed_by: str | None = None,
 ) -> ChangeOutcome:
-    """A new revision changes what the case shows; it never moves the finding to another case."""
+    """A new revision changes what the case shows; it never moves the finding to another case.
+    ``pushed_by``: who sent it through the gateway (None: unknown, say written straight to CouchDB)."""
+    by, other = _by_whom(finding, pushed_by)
     fields = finding_fields(doc, taxonomy)
     for key, value in fields.items():
         setattr(finding, key, value)
@@ -44,15 +56,22 @@ async def update_finding(
                     case_id=case.id,
                     actor=WORKER_ACTOR,
                     action="finding_updated",
-                    reason="记录已更新 / finding revised",
-                    details={"finding": finding.doc_id, "rev": rev},
+                    reason=(
+                        f"记录已由{other}修改（非作者本人）/ finding revised by {other}, not its author"
+                        if other
+                        else "记录已更新 / finding revised"
+                    ),
+                    details={"finding": finding.doc_id, "rev": rev, **by},
                     at=now,
                 )
             )
     return ChangeOutcome("updated", finding.case_id, doc_id=finding.doc_id)
 
 
-async def withdraw_finding(session: AsyncSession, finding: Finding, rev: str, now: datetime) -> ChangeOutcome:
+async def withdraw_finding(
+    session: AsyncSession, finding: Finding, rev: str, now: datetime, *, pushed_by: str | None = None
+) -> ChangeOutcome:
+    by, other = _by_whom(finding, pushed_by)
     finding.deleted = True
     finding.rev = rev
     finding.status_version += 1
@@ -67,8 +86,12 @@ async def withdraw_finding(session: AsyncSession, finding: Finding, rev: str, no
                 case_id=finding.case_id,
                 actor=WORKER_ACTOR,
                 action="finding_withdrawn",
-                reason="记录已被作者删除 / finding deleted on the tablet",
-                details={"finding": finding.doc_id, "rev": rev},
+                reason=(
+                    f"记录已被{other}删除（非作者本人）/ finding deleted by {other}, not its author"
+                    if other
+                    else "记录已被作者删除 / finding deleted on the tablet"
+                ),
+                details={"finding": finding.doc_id, "rev": rev, **by},
                 at=now,
             )
         )

@@ -47,7 +47,7 @@ from sync._known import refuse_clashes, update_finding, withdraw_finding
 from sync._rows import WORKER_ACTOR, Change, ChangeOutcome, bulk_insert, event_row, finding_fields, link_row
 from sync.case_numbers import allocate_case_numbers
 from sync.case_search import extend_case_search
-from sync.receipts import forget_receipts, received_times
+from sync.receipts import forget_receipts, pushers, received_times
 
 __all__ = [
     "MERGED_TYPES",
@@ -148,7 +148,9 @@ async def apply_page(
     # Stamped after the locks: every case a new finding may join was received before this.
     now = now or utc_now()
     join_cache.own_stamps.add(now)
-    await _take_receipts(session, fresh, rows, now)
+    revising = [(step[0].doc_id, step[0].rev) for step in steps if not isinstance(step, ChangeOutcome)]
+    pushed_by = await pushers(session, revising) if revising else {}
+    await _take_receipts(session, fresh, rows, now)  # then forgotten
     if plan.clashes:
         outcomes += await refuse_clashes(session, plan.clashes, source_db, now)
 
@@ -159,10 +161,13 @@ async def apply_page(
         change, known_finding, revised = step
         if known_finding.case_id is not None:
             join_cache.touched(known_finding.case_id)
+        by = pushed_by.get((change.doc_id, change.rev))
         if revised is None:
-            outcomes.append(await withdraw_finding(session, known_finding, change.rev, now))
+            outcomes.append(await withdraw_finding(session, known_finding, change.rev, now, pushed_by=by))
         else:
-            outcomes.append(await update_finding(session, known_finding, revised, change.rev, taxonomy, now))
+            outcomes.append(
+                await update_finding(session, known_finding, revised, change.rev, taxonomy, now, pushed_by=by)
+            )
     if fresh:
         outcomes += await _create_or_join(
             session, source_db, source_grid, fresh, taxonomy, timezone, now, join_cache

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Receipt, as_utc
 
-__all__ = ["RECEIPT_RETENTION", "forget_receipts", "purge_receipts", "received_times"]
+__all__ = ["RECEIPT_RETENTION", "forget_receipts", "purge_receipts", "pushers", "received_times"]
 
 RECEIPT_RETENTION = timedelta(days=30)
 _CHUNK = 500
@@ -34,6 +34,21 @@ async def received_times(session: AsyncSession, doc_ids: Sequence[str], now: dat
         )
         times.update({doc_id: min(as_utc(at), now) for doc_id, at in rows.all()})
     return times
+
+
+async def pushers(session: AsyncSession, revisions: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Who pushed each of these (doc_id, rev) through the gateway, for those with a receipt."""
+    wanted = set(revisions)
+    ids = sorted({doc_id for doc_id, _ in wanted})
+    found: dict[tuple[str, str], str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.exec(
+            select(Receipt.doc_id, Receipt.rev, Receipt.username).where(
+                col(Receipt.doc_id).in_(ids[start : start + _CHUNK])
+            )
+        )
+        found.update(((doc_id, rev), user) for doc_id, rev, user in rows.all() if (doc_id, rev) in wanted)
+    return found
 
 
 async def forget_receipts(session: AsyncSession, doc_ids: Sequence[str]) -> None:
