@@ -149,7 +149,7 @@ async def apply_page(
     now = now or utc_now()
     join_cache.own_stamps.add(now)
     revising = [(step[0].doc_id, step[0].rev) for step in steps if not isinstance(step, ChangeOutcome)]
-    pushed_by = await pushers(session, revising) if revising else {}
+    pushed_by = await pushers(session, revising)
     await _take_receipts(session, fresh, rows, now)  # then forgotten
     if plan.clashes:
         outcomes += await refuse_clashes(session, plan.clashes, source_db, now)

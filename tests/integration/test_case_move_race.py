@@ -9,37 +9,16 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.auth import Principal
-from server.db.models import CaseEvent, Conflict, Finding, User
+from server.db.models import CaseEvent, Conflict, User
 from server.merging import CaseMerger
 from sync.conflicts import examine, record
-from tests.support.conflicts import write_branches
-from tests.support.docs import hazard
+from tests.support.conflicts import case_of, two_cases_one_conflicted
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 _STILL_WAITING_S = 0.5
 """How long the second transaction is given to (wrongly) get ahead of the first one."""
-
-
-async def _two_cases_and_a_conflict(stack: Stack) -> tuple[str, str, str]:
-    """h-stay (case kept) and h-move (case absorbed by the merge) are two cases; h-move then gets
-    two conflicting branches the worker has not seen yet. Returns (db, kept case, absorbed case)."""
-    _, _, elsewhere = stack.micro_grids_of_zr01()
-    couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
-    stay = hazard("vol1", doc_id="h-stay", accuracy_m=1.0, photo=False)
-    move = hazard("vol1", doc_id="h-move", point=elsewhere, accuracy_m=1.0, note="原始", photo=False)
-    answers = await couch.bulk_docs(db, [stay, move])
-    await stack.run_worker()
-    await write_branches(stack, move, answers[1]["rev"])
-    cases = await _cases(stack)
-    assert cases["h-stay"] != cases["h-move"]
-    return db, cases["h-stay"], cases["h-move"]
-
-
-async def _cases(stack: Stack) -> dict[str, str | None]:
-    async with stack.runtime.sessions() as session:
-        return {f.doc_id: f.case_id for f in (await session.exec(select(Finding))).all()}
 
 
 async def _conflict_cases(stack: Stack) -> list[str | None]:
@@ -60,7 +39,8 @@ async def _merger(stack: Stack, session: AsyncSession) -> CaseMerger:
 async def test_a_page_waits_for_the_leaders_merge_and_records_on_the_surviving_case(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, kept, absorbed = await _two_cases_and_a_conflict(stack)
+    cases = await two_cases_one_conflicted(stack, "h-stay", "h-move")
+    kept, absorbed = str(cases["h-stay"]), str(cases["h-move"])
     about_to_commit, may_commit = asyncio.Event(), asyncio.Event()
 
     async with stack.runtime.sessions() as session:
@@ -85,7 +65,7 @@ async def test_a_page_waits_for_the_leaders_merge_and_records_on_the_surviving_c
 
     assert result.moved_findings == ["h-move"]
     assert stats["conflict_hard"] == 1
-    assert (await _cases(stack))["h-move"] == kept
+    assert (await case_of(stack))["h-move"] == kept
     assert await _conflict_cases(stack) == [kept]
     # The page applied the new revision to the case the finding is in now, not the absorbed one.
     assert await _cases_told(stack, "finding_updated") == [kept]
@@ -93,7 +73,9 @@ async def test_a_page_waits_for_the_leaders_merge_and_records_on_the_surviving_c
 
 
 async def test_a_merge_waits_for_the_page_recording_a_conflict_and_moves_it_too(stack: Stack) -> None:
-    db, kept, absorbed = await _two_cases_and_a_conflict(stack)
+    cases = await two_cases_one_conflicted(stack, "h-stay", "h-move")
+    kept, absorbed = str(cases["h-stay"]), str(cases["h-move"])
+    db = stack.settings.couch.grid_db("ZR01")
     doc: dict[str, Any] = await stack.runtime.couch.get_doc(db, "h-move", params={"conflicts": "true"})
     report = await examine(stack.runtime.couch, db, doc)
     assert report is not None and report.kind == "hard"
@@ -110,5 +92,5 @@ async def test_a_merge_waits_for_the_page_recording_a_conflict_and_moves_it_too(
             result = await merging
 
     assert result.moved_findings == ["h-move"]
-    assert (await _cases(stack))["h-move"] == kept
+    assert (await case_of(stack))["h-move"] == kept
     assert await _conflict_cases(stack) == [kept]

@@ -10,7 +10,14 @@ from sqlmodel import col, select
 from server.db.models import CaseEvent, Conflict, Finding, Role
 from tests.conftest import TabletFactory
 from tests.support.compaction import compacted_away
-from tests.support.conflicts import converged, edit, hard_conflict, two_tablets_with, write_branches
+from tests.support.conflicts import (
+    case_of,
+    converged,
+    edit,
+    hard_conflict,
+    two_cases_one_conflicted,
+    two_tablets_with,
+)
 from tests.support.docs import hazard, visit
 from tests.support.stack import Stack
 
@@ -163,19 +170,12 @@ async def test_a_micro_grid_leader_resolves_the_conflicts_of_their_micro_grid(
 async def test_a_conflict_follows_its_finding_to_the_case_a_leader_moves_it_to(stack: Stack) -> None:
     """The leader of the grid merges a case of another micro-grid into one of home's: the conflict
     of the moved finding is now on the desk of home's micro-grid leader, and listed by its new case."""
-    home, other, elsewhere = stack.micro_grids_of_zr01()
+    home, other, _ = stack.micro_grids_of_zr01()
     await stack.add_user("microlead", Role.GRID_LEADER, [home])
     await stack.add_user("otherlead", Role.GRID_LEADER, [other])
-    couch, db = stack.runtime.couch, stack.settings.couch.grid_db("ZR01")
-    here = hazard("vol1", doc_id="h-here", accuracy_m=1.0, photo=False)
-    there = hazard("vol1", doc_id="h-there", point=elsewhere, accuracy_m=1.0, note="原始", photo=False)
-    answers = await couch.bulk_docs(db, [here, there])
-    await stack.run_worker()
-    await write_branches(stack, there, answers[1]["rev"])
+    cases = await two_cases_one_conflicted(stack, "h-here", "h-there")
     assert (await stack.run_worker())["conflict_hard"] == 1
-    async with stack.runtime.sessions() as session:
-        cases = {f.doc_id: f.case_id for f in (await session.exec(select(Finding))).all()}
-    assert cases["h-here"] != cases["h-there"]
+    assert await case_of(stack) == cases
 
     async with stack.http("otherlead") as client:
         [conflict] = (await client.get("/api/conflicts")).json()["data"]

@@ -3,10 +3,22 @@
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlmodel import select
+
+from server.db.models import Finding
+from tests.support.docs import hazard
 from tests.support.stack import Stack
 from tests.support.tablet import Tablet
 
-__all__ = ["converged", "edit", "hard_conflict", "two_tablets_with", "write_branches"]
+__all__ = [
+    "case_of",
+    "converged",
+    "edit",
+    "hard_conflict",
+    "two_cases_one_conflicted",
+    "two_tablets_with",
+    "write_branches",
+]
 
 
 async def two_tablets_with(
@@ -72,3 +84,24 @@ async def write_branches(
         for note, tag in zip(notes, ("a" * 32, "b" * 32), strict=True)
     ]
     await stack.runtime.couch.bulk_docs(stack.settings.couch.grid_db("ZR01"), branches, new_edits=False)
+
+
+async def case_of(stack: Stack) -> dict[str, str | None]:
+    """Each finding's case."""
+    async with stack.runtime.sessions() as session:
+        return {f.doc_id: f.case_id for f in (await session.exec(select(Finding))).all()}
+
+
+async def two_cases_one_conflicted(stack: Stack, here_id: str, there_id: str) -> dict[str, str | None]:
+    """Two findings of vol1 in two micro-grids of ZR01, each its own case; the one in the other
+    micro-grid (``there_id``) then gets two conflicting branches the worker has not seen yet.
+    Returns each finding's case."""
+    _, _, elsewhere = stack.micro_grids_of_zr01()
+    here = hazard("vol1", doc_id=here_id, accuracy_m=1.0, photo=False)
+    there = hazard("vol1", doc_id=there_id, point=elsewhere, accuracy_m=1.0, note="原始", photo=False)
+    answers = await stack.runtime.couch.bulk_docs(stack.settings.couch.grid_db("ZR01"), [here, there])
+    await stack.run_worker()
+    await write_branches(stack, there, answers[1]["rev"])
+    cases = await case_of(stack)
+    assert cases[here_id] != cases[there_id]
+    return cases
